@@ -1,0 +1,35 @@
+"""The hook protocol between a protocol session and the components that judge it.
+
+The proxy knows only this protocol; the policy engine (and later approvals, masking and
+recording) implement it without importing anything from the proxy or the protocols.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlgate.core import Decision, Identity, Statement
+
+
+class SessionHooks(Protocol):
+    """One per client session: judges each statement the client sends."""
+
+    identity: Identity
+
+    def judge(self, statement: Statement) -> Decision:
+        """Decide synchronously; must be cheap on repeat (cached)."""
+        ...
+
+    async def resolve_review(self, statement: Statement, decision: Decision) -> Decision:
+        """Turn a `review` decision into allow or block (waits for a human in hold mode)."""
+        ...
+
+    def statement_forwarded(self, statement: Statement, decision: Decision) -> None:
+        """The statement went to the server (used to track PREPARE/DEALLOCATE and search_path)."""
+        ...
+
+
+class SessionFactory(Protocol):
+    def open_session(self, identity: Identity, target: str) -> SessionHooks | None:
+        """Hooks for a new session, or None when no policy grants the identity this target."""
+        ...

@@ -1,0 +1,151 @@
+"""Per-session judging: the policy's view of one client session (implements SessionHooks).
+
+Session state that changes what a statement means lives here: SQL-level prepared statements
+(`EXECUTE p` is judged as what `PREPARE p` held) and the search_path used to qualify tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from sqlgate.config import Config
+from sqlgate.core import Decision, Identity, Statement, StatementSource, Verdict
+from sqlgate.policy.engine import CompiledPolicy, PolicySet
+from sqlgate.sql import Category, SqlParseError, StatementAnalysis, analyze
+
+log = logging.getLogger(__name__)
+
+_CACHE_LIMIT = 20_000
+
+Analysis = tuple[StatementAnalysis, ...] | SqlParseError
+
+
+class PolicyService:
+    """Holds the current policies and the caches shared by every session (SessionFactory)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.policies = PolicySet(config)
+        self._analyses: dict[tuple[str, tuple[str, ...]], Analysis] = {}
+        self._decisions: dict[tuple[str, str, tuple[str, ...]], Decision] = {}
+
+    def reload(self, config: Config) -> None:
+        """Swap in a new config; live sessions pick up their policy at the next statement."""
+        self.policies = PolicySet(config, self.policies.version + 1)
+        self.config = config
+        self._decisions.clear()
+
+    def open_session(self, identity: Identity, target: str) -> PolicySession | None:
+        policy = self.policies.policy_for(identity, target)
+        if policy is None:
+            return None
+        return PolicySession(self, identity, target, policy)
+
+    def analyze(self, sql: str, search_path: tuple[str, ...]) -> Analysis:
+        key = (sql, search_path)
+        cached = self._analyses.get(key)
+        if cached is not None:
+            return cached
+        try:
+            result: Analysis = analyze(sql, search_path)
+        except SqlParseError as exc:
+            result = exc
+        if len(self._analyses) >= _CACHE_LIMIT:
+            del self._analyses[next(iter(self._analyses))]
+        self._analyses[key] = result
+        return result
+
+    def cached_decision(self, policy: str, sql: str, path: tuple[str, ...]) -> Decision | None:
+        return self._decisions.get((policy, sql, path))
+
+    def remember_decision(
+        self, policy: str, sql: str, path: tuple[str, ...], decision: Decision
+    ) -> None:
+        if len(self._decisions) >= _CACHE_LIMIT:
+            del self._decisions[next(iter(self._decisions))]
+        self._decisions[(policy, sql, path)] = decision
+
+
+class PolicySession:
+    """Judges the statements of one session."""
+
+    def __init__(
+        self, service: PolicyService, identity: Identity, target: str, policy: CompiledPolicy
+    ) -> None:
+        self.service = service
+        self.identity = identity
+        self.target = target
+        self.policy: CompiledPolicy | None = policy
+        self._version = service.policies.version
+        self.search_path: tuple[str, ...] = ("public",)
+        self.prepared: dict[str, tuple[StatementAnalysis, ...]] = {}
+
+    def _current_policy(self) -> CompiledPolicy | None:
+        if self._version != self.service.policies.version:
+            self._version = self.service.policies.version
+            self.policy = self.service.policies.policy_for(self.identity, self.target)
+        return self.policy
+
+    def judge(self, statement: Statement) -> Decision:
+        policy = self._current_policy()
+        if policy is None:
+            return Decision(Verdict.BLOCK, None, None,
+                            "no policy grants this identity access to this target any more")
+        if statement.source is StatementSource.FUNCTION_CALL:
+            return policy.decide((_function_call(statement.sql),))
+        cached = self.service.cached_decision(policy.name, statement.sql, self.search_path)
+        if cached is not None:
+            return cached
+        analysis = self.service.analyze(statement.sql, self.search_path)
+        if isinstance(analysis, SqlParseError):
+            return policy.unparsable(str(analysis))
+        resolved = tuple(self._resolve_execute(a) for a in analysis)
+        decision = policy.decide(resolved)
+        if resolved == analysis:  # depends on nothing but the text: safe to share
+            self.service.remember_decision(policy.name, statement.sql, self.search_path, decision)
+        return decision
+
+    def _resolve_execute(self, analysis: StatementAnalysis) -> StatementAnalysis:
+        if analysis.execute_name is None:
+            return analysis
+        prepared = self.prepared.get(analysis.execute_name)
+        if prepared is None or len(prepared) != 1:
+            return analysis  # unknown: stays UNKNOWN, so it fails closed
+        inner = prepared[0]
+        return replace(inner, text=analysis.text,
+                       operations=inner.operations | {"execute"}, prepare_name=None,
+                       execute_name=analysis.execute_name)
+
+    async def resolve_review(self, statement: Statement, decision: Decision) -> Decision:
+        # Approvals are wired in by the approvals component; without it, fail closed.
+        return replace(
+            decision, verdict=Verdict.BLOCK,
+            reason=f"{decision.reason} (approval required, but approvals are not enabled)",
+        )
+
+    def statement_forwarded(self, statement: Statement, decision: Decision) -> None:
+        if statement.source is not StatementSource.SIMPLE:
+            return
+        analysis = self.service.analyze(statement.sql, self.search_path)
+        if isinstance(analysis, SqlParseError):
+            return
+        for item in analysis:
+            if item.prepare_name is not None:
+                self.prepared[item.prepare_name] = (item,)
+            elif item.deallocate_name == "*":
+                self.prepared.clear()
+            elif item.deallocate_name is not None:
+                self.prepared.pop(item.deallocate_name, None)
+            elif "discard" in item.operations:
+                self.prepared.clear()
+            if item.search_path is not None:
+                self.search_path = item.search_path
+
+
+def _function_call(text: str) -> StatementAnalysis:
+    return StatementAnalysis(
+        text=text, category=Category.UNKNOWN, operations=frozenset({"function_call"}),
+        tables=frozenset(), columns=frozenset(), functions=frozenset(),
+        qualified_functions=frozenset(),
+    )

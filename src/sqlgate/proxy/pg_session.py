@@ -1,0 +1,465 @@
+"""One PostgreSQL client connection: startup, TLS, token login, then the judged relay.
+
+The relay forwards bytes untouched except where a hook must act. A refused statement is not
+answered by the gateway out of band: it is replaced by a server-side `RAISE` carrying a
+nonce, so the error arrives in exactly the place the client expects it, and inside a
+transaction block the server really enters the failed state, as PostgreSQL would after any
+error. The server's error is then swapped for the gateway's own message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlgate.config import ExpiryAction
+from sqlgate.core import Decision, Dialect, Identity, Statement, StatementSource, Verdict
+from sqlgate.errors import AuthenticationFailed, BackendError, ProtocolError
+from sqlgate.protocols.postgres.framing import FrameBuffer
+from sqlgate.protocols.postgres.messages import (
+    AuthenticationCleartextPassword,
+    AuthenticationOk,
+    BackendKeyData,
+    Bind,
+    CancelRequest,
+    Execute,
+    GSSENCRequest,
+    NegotiateProtocolVersion,
+    Parse,
+    PasswordMessage,
+    Query,
+    ReadyForQuery,
+    SSLRequest,
+    StartupMessage,
+    StartupPacket,
+    decode_backend,
+    decode_frontend,
+    decode_startup,
+    error_response,
+)
+from sqlgate.proxy.pg_backend import BackendConnection, connect_backend
+
+if TYPE_CHECKING:
+    from sqlgate.hooks import SessionHooks
+    from sqlgate.proxy.gateway import Gateway
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 256 * 1024
+_Q, _P, _F, _X, _S, _H = (ord(c) for c in "QPFXSH")
+_Z, _E, _ONE, _TWO = ord("Z"), ord("E"), ord("1"), ord("2")
+_INTERCEPTED = frozenset({_Q, _P, _F, _X})
+_REFUSAL_PREFIX = "sqlgate-refusal:"
+
+
+class _Closed(Exception):
+    """The session is over; the message (if any) has been sent."""
+
+
+@dataclass(slots=True)
+class _Substitution:
+    """A refused request replaced by a server-side raise, waiting for its error to come back."""
+
+    marker: str
+    error: bytes  # the ErrorResponse frame the client gets instead of the server's
+    sync_seq: int  # the ReadyForQuery number that ends the request
+    extended: bool  # sent as Parse/Bind/Execute: the ParseComplete/BindComplete are dropped
+
+
+def _is_loopback(host: str) -> bool:
+    return host.startswith("127.") or host in ("::1", "localhost")
+
+
+class PgClientSession:
+    """Serves one client socket from the first byte to the close."""
+
+    def __init__(
+        self, gateway: Gateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.gateway = gateway
+        self.config = gateway.config
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername")
+        self.client_host: str = peer[0] if peer else "unknown"
+        self.client_addr = f"{peer[0]}:{peer[1]}" if peer else "unknown"
+        self.tls = False
+        self.identity: Identity | None = None
+        self.target_name: str | None = None
+        self.hooks: SessionHooks | None = None
+        self.backend: BackendConnection | None = None
+        self.process_id = 0
+        self.secret_key = 0
+        self.transaction_status = "I"
+        self._syncs_sent = 0  # Query/Sync/FunctionCall messages forwarded: each ends in 'Z'
+        self._rfq_seen = 0
+        self._subs: deque[_Substitution] = deque()
+        self._skip_to_sync = False
+        self._held: list[bytes] = []  # Parse/BindComplete that may belong to a refusal
+        self._draining = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        try:
+            try:
+                async with asyncio.timeout(self.config.limits.auth_timeout_seconds):
+                    ready = await self._startup()
+            except TimeoutError:
+                await self._fatal("08006", "sqlgate: authentication timed out")
+                return
+            if not ready:
+                return
+            await self._relay()
+        except ProtocolError as exc:
+            log.warning("closing connection from %s: protocol error: %s", self.client_addr, exc)
+            await self._fatal("08P01", f"sqlgate: protocol violation: {exc}")
+        except (ConnectionError, asyncio.IncompleteReadError):
+            log.info("client %s disconnected", self.client_addr)
+        except _Closed:
+            pass
+        finally:
+            self.gateway.unregister(self)
+            self._close()
+
+    def _close(self) -> None:
+        for writer in (self.writer, self.backend.writer if self.backend else None):
+            if writer is not None and not writer.is_closing():
+                writer.close()
+
+    async def _fatal(self, sqlstate: str, message: str, hint: str | None = None) -> None:
+        """Send a FATAL error and end the session."""
+        try:
+            self.writer.write(error_response(sqlstate, message, severity="FATAL", hint=hint).encode())
+            await asyncio.wait_for(self.writer.drain(), 5)
+        except (ConnectionError, TimeoutError, RuntimeError):
+            pass
+
+    def shutdown(self) -> None:
+        """Gateway is draining: close now if idle, else after the current transaction."""
+        self._draining = True
+        if self.backend is None or self._idle():
+            self._close()
+
+    def _idle(self) -> bool:
+        return self._syncs_sent == self._rfq_seen and self.transaction_status == "I"
+
+    # ------------------------------------------------------------------ startup
+
+    async def _read_startup_packet(self) -> StartupPacket:
+        header = await self.reader.readexactly(4)
+        (length,) = struct.unpack("!i", header)
+        if length < 8 or length > self.config.limits.max_startup_bytes:
+            raise ProtocolError(f"invalid startup packet length {length}")
+        return decode_startup(await self.reader.readexactly(length - 4))
+
+    async def _read_password(self) -> str:
+        header = await self.reader.readexactly(5)
+        type_code, length = header[0], struct.unpack("!i", header[1:])[0]
+        if type_code != ord("p"):
+            raise ProtocolError(f"expected a password message, got {bytes([type_code])!r}")
+        if length < 4 or length > self.config.limits.max_startup_bytes:
+            raise ProtocolError(f"invalid password message length {length}")
+        message = decode_frontend(type_code, await self.reader.readexactly(length - 4))
+        assert isinstance(message, PasswordMessage)
+        return message.password
+
+    async def _startup(self) -> bool:
+        """Run the connection up to the first ReadyForQuery; False if it ended instead."""
+        while True:
+            packet = await self._read_startup_packet()
+            if isinstance(packet, SSLRequest):
+                if self.tls:
+                    raise ProtocolError("SSLRequest after TLS was already established")
+                self.writer.write(b"S")
+                await self.writer.drain()
+                # Bytes pipelined behind the SSLRequest would be read as if they came over
+                # TLS (CVE-2021-23214): refuse them.
+                if len(self.reader._buffer):  # noqa: SLF001
+                    raise ProtocolError("unencrypted data after SSLRequest")
+                await self.writer.start_tls(self.gateway.tls_context)
+                self.tls = True
+            elif isinstance(packet, GSSENCRequest):
+                self.writer.write(b"N")
+                await self.writer.drain()
+            elif isinstance(packet, CancelRequest):
+                await self.gateway.cancel(packet.process_id, packet.secret_key)
+                return False
+            else:
+                return await self._login(packet)
+
+    async def _login(self, startup: StartupMessage) -> bool:
+        params = startup.params
+        user = params.get("user", "")
+        database = params.get("database") or user
+        if startup.protocol != 196608 or any(k.startswith("_pq_.") for k in params):
+            unrecognized = tuple(k for k in params if k.startswith("_pq_."))
+            self.writer.write(NegotiateProtocolVersion(0, unrecognized).encode())
+        if not self.tls and not (
+            self.config.tls.allow_plaintext_on_loopback and _is_loopback(self.client_host)
+        ):
+            log.warning("refused plaintext connection from %s", self.client_addr)
+            await self._fatal(
+                "28000",
+                "sqlgate: TLS is required: your token must not travel in plaintext",
+                hint="connect with sslmode=require",
+            )
+            return False
+
+        self.writer.write(AuthenticationCleartextPassword().encode())
+        await self.writer.drain()
+        password = await self._read_password()
+        try:
+            identity = await self.gateway.authenticator.authenticate(password, self.client_host)
+        except AuthenticationFailed as exc:
+            log.warning(
+                "login failed from %s (user %r, database %r): %s",
+                self.client_addr, user, database, exc.reason,
+            )
+            self.gateway.login_failed(self.client_host, exc.reason)
+            await self._fatal("28P01", f'sqlgate: authentication failed for user "{user}"')
+            return False
+        self.identity = identity
+
+        target = self.config.target(database)
+        if target is None or target.kind != "postgres":
+            log.warning("%s asked for unknown target %r", identity.display, database)
+            await self._fatal("3D000", f'database "{database}" does not exist')
+            return False
+        self.target_name = target.name
+        hooks = self.gateway.open_session(identity, target.name)
+        if hooks is None:
+            log.warning("no policy grants %s access to target %r", identity.display, target.name)
+            await self._fatal(
+                "28000",
+                f'sqlgate: no policy grants {identity.display} access to target "{target.name}"',
+                hint="ask an administrator to add a policy for one of your groups",
+            )
+            return False
+        self.hooks = hooks
+
+        credentials = target.credentials_for(identity.groups)
+        try:
+            self.backend = await connect_backend(
+                target, credentials, params, self.gateway.backend_tls(target),
+                self.config.limits.max_message_bytes,
+            )
+        except (BackendError, ProtocolError) as exc:
+            log.error("backend connection for %s failed: %s", identity.display, exc)
+            await self._fatal(
+                "08006", f'sqlgate: cannot connect to target "{target.name}"',
+                hint="the gateway logged the cause; try again or tell its operator",
+            )
+            return False
+
+        self.process_id, self.secret_key = self.gateway.register(self)
+        out = [AuthenticationOk().encode(), *self.backend.startup_frames,
+               BackendKeyData(self.process_id, self.secret_key).encode(),
+               ReadyForQuery("I").encode()]
+        self.writer.write(b"".join(out))
+        await self.writer.drain()
+        log.info(
+            "session %d: %s (groups %s) connected to %s from %s%s",
+            self.process_id, identity.display, sorted(identity.groups), target.name,
+            self.client_addr, " over TLS" if self.tls else "",
+        )
+        return True
+
+    # ------------------------------------------------------------------ relay
+
+    async def _relay(self) -> None:
+        upstream = asyncio.create_task(self._client_to_server())
+        downstream = asyncio.create_task(self._server_to_client())
+        done, pending = await asyncio.wait(
+            (upstream, downstream), return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            exc = task.exception()
+            if exc is not None:
+                raise exc
+
+    async def _client_to_server(self) -> None:
+        assert self.backend is not None
+        reader, server = self.reader, self.backend.writer
+        frames = FrameBuffer(self.config.limits.max_message_bytes)
+        intercepted = _INTERCEPTED
+        while True:
+            data = await reader.read(READ_SIZE)
+            if not data:
+                return
+            chunk, found = frames.push(data)
+            out: list[bytes] = []
+            run = 0  # start of the pass-through run not yet copied into `out`
+            for type_code, start, end in found:
+                if self._skip_to_sync:
+                    if run < start:
+                        out.append(chunk[run:start])
+                    run = end
+                    if type_code == _S or type_code == _H:
+                        out.append(chunk[start:end])
+                        if type_code == _S:
+                            self._syncs_sent += 1
+                            self._skip_to_sync = False
+                    continue
+                if type_code == _S:
+                    self._syncs_sent += 1
+                elif type_code in intercepted:
+                    if run < start:
+                        out.append(chunk[run:start])
+                    run = end
+                    if type_code == _X:
+                        out.append(chunk[start:end])
+                        server.write(b"".join(out))
+                        await server.drain()
+                        return
+                    out.append(await self._on_request(type_code, chunk[start:end], out))
+            if run == 0 and not out:
+                server.write(chunk)
+            else:
+                if run < len(chunk):
+                    out.append(chunk[run:])
+                server.write(b"".join(out))
+            await server.drain()
+
+    async def _on_request(self, type_code: int, raw: bytes, out: list[bytes]) -> bytes:
+        """Judge one statement-carrying message; return the bytes to send in its place."""
+        assert self.hooks is not None and self.target_name is not None
+        self._check_expiry()
+        message = decode_frontend(type_code, raw[5:])
+        if isinstance(message, Query):
+            statement = Statement(message.sql, Dialect.POSTGRES, StatementSource.SIMPLE,
+                                  self.target_name)
+        elif isinstance(message, Parse):
+            statement = Statement(message.sql, Dialect.POSTGRES, StatementSource.PREPARE,
+                                  self.target_name, prepared_name=message.name)
+        else:
+            statement = Statement(
+                f"-- fast-path function call (oid {getattr(message, 'function_oid', '?')})",
+                Dialect.POSTGRES, StatementSource.FUNCTION_CALL, self.target_name,
+            )
+        decision = self.hooks.judge(statement)
+        if decision.verdict is Verdict.REVIEW:
+            # Send what came before, then wait for a human; the client's later bytes stay
+            # unread in the socket meanwhile (backpressure, nothing for it to misread).
+            assert self.backend is not None
+            if out:
+                self.backend.writer.write(b"".join(out))
+                out.clear()
+                await self.backend.writer.drain()
+            decision = await self.hooks.resolve_review(statement, decision)
+        if decision.verdict is Verdict.ALLOW:
+            self.hooks.statement_forwarded(statement, decision)
+            if type_code != _P:
+                self._syncs_sent += 1
+            return raw
+        return self._refuse(type_code, decision)
+
+    def _refuse(self, type_code: int, decision: Decision) -> bytes:
+        """Bytes that make the server raise in place of the refused request."""
+        marker = _REFUSAL_PREFIX + secrets.token_hex(8)
+        raise_sql = (
+            "DO $sqlgate$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', "
+            f"MESSAGE = '{marker}'; END$sqlgate$"
+        )
+        error = error_response(
+            decision.sqlstate, decision_message(decision), hint=decision_hint(decision)
+        ).encode()
+        log.info(
+            "session %d: blocked for %s by policy %r %s: %s",
+            self.process_id, self.identity.display if self.identity else "?",
+            decision.policy, decision.rule_label, decision.reason,
+        )
+        if type_code == _P:
+            self._skip_to_sync = True
+            self._subs.append(_Substitution(marker, error, self._syncs_sent + 1, extended=True))
+            return Parse("", raise_sql).encode() + Bind("", "").encode() + Execute("").encode()
+        self._syncs_sent += 1
+        self._subs.append(_Substitution(marker, error, self._syncs_sent, extended=False))
+        return Query(raise_sql).encode()
+
+    def _check_expiry(self) -> None:
+        identity = self.identity
+        if (
+            identity is None
+            or identity.expires_at is None
+            or self.config.identity.on_expiry is ExpiryAction.KEEP
+            or time.time() < identity.expires_at
+        ):
+            return
+        log.info("session %d: token of %s expired; closing", self.process_id, identity.display)
+        self.writer.write(
+            error_response(
+                "28000", "sqlgate: your token has expired", severity="FATAL",
+                hint="reconnect with a fresh token",
+            ).encode()
+        )
+        raise _Closed
+
+    async def _server_to_client(self) -> None:
+        assert self.backend is not None
+        reader, client = self.backend.reader, self.writer
+        frames = FrameBuffer(self.config.limits.max_message_bytes)
+        while True:
+            data = await reader.read(READ_SIZE)
+            if not data:
+                return
+            chunk, found = frames.push(data)
+            if self._subs or self._held:
+                client.write(self._rewrite_refusals(chunk, found))
+            else:
+                for type_code, start, _end in found:
+                    if type_code == _Z:
+                        self._rfq_seen += 1
+                        self.transaction_status = chr(chunk[start + 5])
+                client.write(chunk)
+            await client.drain()
+            if self._draining and self._idle():
+                await self._fatal("57P01", "sqlgate: terminating connection: gateway is shutting down")
+                return
+
+    def _rewrite_refusals(self, chunk: bytes, found: list[tuple[int, int, int]]) -> bytes:
+        """Swap each refusal's server error for the gateway's, dropping its Parse/BindComplete."""
+        out: list[bytes] = []
+        held = self._held
+        subs = self._subs
+        for type_code, start, end in found:
+            raw = chunk[start:end]
+            if subs and subs[0].extended and (type_code == _ONE or type_code == _TWO):
+                held.append(raw)
+                continue
+            if type_code == _E and subs:
+                error = decode_backend(type_code, raw[5:])
+                if getattr(error, "message", None) == subs[0].marker:
+                    out.append(subs.popleft().error)
+                    held.clear()
+                    continue
+            if held:
+                out.extend(held)
+                held.clear()
+            if type_code == _Z:
+                self._rfq_seen += 1
+                self.transaction_status = chr(chunk[start + 5])
+                while subs and subs[0].sync_seq <= self._rfq_seen:
+                    subs.popleft()  # the server skipped it after an earlier error
+            out.append(raw)
+        return b"".join(out)
+
+
+def decision_message(decision: Decision) -> str:
+    where = f'policy "{decision.policy}" {decision.rule_label}' if decision.policy else "policy"
+    return f"sqlgate: blocked by {where}: {decision.reason}"
+
+
+def decision_hint(decision: Decision) -> str:
+    if decision.verdict is Verdict.REVIEW:
+        return "this statement needs approval; see `sqlgate approvals`"
+    return "the gateway's policy does not allow this statement for your identity"

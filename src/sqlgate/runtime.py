@@ -1,0 +1,150 @@
+"""`sqlgate serve`: build the components from the config, run them, drain on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.routing import BaseRoute
+
+from sqlgate.api.app import AdminServer, build_app, start_admin
+from sqlgate.config import Config, load_config
+from sqlgate.errors import ConfigError
+from sqlgate.identity import (
+    DevIssuer,
+    FailedLoginLimiter,
+    JwksCache,
+    MultiIssuerValidator,
+    TokenAuthenticator,
+    TokenValidator,
+    dev_issuer_routes,
+    dev_issuer_url,
+    dev_issuer_validator,
+)
+from sqlgate.policy.session import PolicyService
+from sqlgate.proxy.gateway import Gateway
+
+log = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def dev_issuer_for(config: Config) -> DevIssuer:
+    """The development issuer whose URL is derived from the admin listener."""
+    admin = config.listen.address("admin")
+    if admin is None:
+        raise ConfigError("identity.dev_issuer needs listen.admin: the JWKS is served there")
+    host, port = admin
+    return DevIssuer.load_or_create(
+        config.identity.dev_issuer_key_file, dev_issuer_url(host, port)
+    )
+
+
+def check_dev_issuer_safety(config: Config) -> None:
+    if not config.identity.dev_issuer:
+        return
+    hosts = [a[0] for a in (config.listen.address("postgres"), config.listen.address("admin"))
+             if a is not None]
+    exposed = [h for h in hosts if h not in LOOPBACK_HOSTS]
+    if exposed and not config.identity.dev_issuer_force:
+        raise ConfigError(
+            f"identity.dev_issuer is for development only and a listener is not on loopback "
+            f"({', '.join(exposed)}): anyone who can mint tokens could log in. Bind to "
+            "127.0.0.1, or set identity.dev_issuer_force: true if you really mean it"
+        )
+
+
+@dataclass
+class Runtime:
+    """Everything one gateway process runs; tests drive it directly."""
+
+    config: Config
+    config_path: Path | None = None
+    gateway: Gateway | None = None
+    policies: PolicyService | None = None
+    admin: AdminServer | None = None
+    dev_issuer: DevIssuer | None = None
+    _jwks: JwksCache | None = None
+    _admin_task: asyncio.Task[None] | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self, *, reuse_port: bool = False) -> None:
+        config = self.config
+        check_dev_issuer_safety(config)
+        validators: list[TokenValidator] = []
+        routes: list[BaseRoute] = []
+        if config.identity.oidc is not None:
+            self._jwks = JwksCache(config.identity.oidc)
+            await self._jwks.start()
+            validators.append(TokenValidator(config.identity.oidc, self._jwks))
+        if config.identity.dev_issuer:
+            self.dev_issuer = dev_issuer_for(config)
+            validators.append(dev_issuer_validator(
+                self.dev_issuer, leeway_seconds=config.identity.oidc.leeway_seconds
+                if config.identity.oidc else 30,
+            ))
+            routes.extend(dev_issuer_routes(self.dev_issuer))
+            log.warning(
+                "DEVELOPMENT TOKEN ISSUER ENABLED (%s): anyone with `sqlgate token` on this "
+                "host can mint tokens. Never use it in production.", self.dev_issuer.issuer,
+            )
+        limiter = FailedLoginLimiter(config.identity.failed_logins_per_minute)
+        authenticator = TokenAuthenticator(MultiIssuerValidator(validators), limiter)
+        self.policies = PolicyService(config)
+        self.gateway = Gateway(config, authenticator, self.policies)
+        await self.gateway.start(reuse_port=reuse_port)
+        admin = config.listen.address("admin")
+        if admin is not None:
+            app = build_app(self.readiness, routes)
+            self.admin, self._admin_task = await start_admin(app, admin[0], admin[1])
+
+    def readiness(self) -> dict[str, bool]:
+        gateway = self.gateway
+        checks = {"listeners": gateway is not None and bool(gateway.bound)}
+        if self._jwks is not None:
+            checks["jwks"] = self._jwks.ready
+        return checks
+
+    def reload(self) -> None:
+        """Re-read the config file; a broken one is rejected and the running one kept."""
+        if self.config_path is None or self.policies is None:
+            return
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("config reload rejected, keeping the running config: %s", exc)
+            return
+        self.policies.reload(new)
+        log.info("config reloaded from %s (policy version %d)", self.config_path,
+                 self.policies.policies.version)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    async def stop(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.drain(self.config.server.shutdown_grace_seconds)
+        if self.admin is not None and self._admin_task is not None:
+            self.admin.should_exit = True
+            await self._admin_task
+        if self._jwks is not None:
+            await self._jwks.aclose()
+
+
+async def serve(config_path: Path, *, reuse_port: bool = False) -> None:
+    runtime = Runtime(load_config(config_path), config_path)
+    await runtime.start(reuse_port=reuse_port)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, runtime.request_stop)
+    loop.add_signal_handler(signal.SIGINT, runtime.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload)
+    log.info("sqlgate ready")
+    await runtime.wait()
+    log.info("shutting down")
+    await runtime.stop()
