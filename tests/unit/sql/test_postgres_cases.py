@@ -1,0 +1,586 @@
+"""Table-driven: each statement's category, operations, tables and functions.
+
+`ops` is checked as a subset unless the case is marked exact; `tables` and `functions`, when
+given, are checked exactly. Unqualified names resolve in "public" (the default search_path).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from sqlgate.sql import OPERATIONS, Category, analyze
+
+R, W, DDL, DCL, TCL, SES = (
+    Category.READ,
+    Category.WRITE,
+    Category.DDL,
+    Category.DCL,
+    Category.TCL,
+    Category.SESSION,
+)
+OUT, IN, PROC, ADM, UNK = (
+    Category.COPY_OUT,
+    Category.COPY_IN,
+    Category.PROCEDURAL,
+    Category.ADMIN,
+    Category.UNKNOWN,
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    sql: str
+    category: Category
+    ops: frozenset[str]
+    tables: frozenset[str] | None = None
+    functions: frozenset[str] | None = None
+    exact: bool = False
+
+
+def c(
+    sql: str,
+    category: Category,
+    ops: str,
+    tables: str | None = None,
+    functions: str | None = None,
+    *,
+    exact: bool = False,
+) -> Case:
+    """Space-separated names keep the table below readable; "" means "none"."""
+    return Case(
+        sql,
+        category,
+        frozenset(ops.split()),
+        None if tables is None else frozenset(tables.split()),
+        None if functions is None else frozenset(functions.split()),
+        exact,
+    )
+
+
+CASES: list[Case] = [
+    # --- reads
+    c("SELECT 1", R, "select", "", "", exact=True),
+    c("select * from t", R, "select", "public.t", "", exact=True),
+    c("SeLeCt a FrOm T", R, "select", "public.t"),
+    c("SELECT * FROM s.t", R, "select", "s.t"),
+    c('SELECT * FROM "S"."T"', R, "select", "S.T"),
+    c('SELECT * FROM "MixedCase"', R, "select", "public.MixedCase"),
+    c("SELECT * FROM db.s.t", R, "select", "s.t"),
+    c("TABLE t", R, "select", "public.t", exact=True),
+    c("VALUES (1), (2)", R, "select", "", exact=True),
+    c("SELECT a FROM t JOIN u ON t.id = u.id", R, "select", "public.t public.u"),
+    c("SELECT * FROM t LEFT JOIN s.u USING (id)", R, "select", "public.t s.u"),
+    c("SELECT * FROM t, u, v", R, "select", "public.t public.u public.v"),
+    c("SELECT * FROM (SELECT * FROM t) sub", R, "select", "public.t"),
+    c("SELECT * FROM t WHERE id IN (SELECT id FROM u)", R, "select", "public.t public.u"),
+    c("SELECT EXISTS (SELECT 1 FROM t)", R, "select", "public.t"),
+    c("SELECT (SELECT max(a) FROM t)", R, "select", "public.t", "max"),
+    c("SELECT a FROM t UNION SELECT a FROM u", R, "select", "public.t public.u"),
+    c("SELECT a FROM t INTERSECT SELECT a FROM u", R, "select", "public.t public.u"),
+    c("SELECT a FROM t EXCEPT ALL SELECT a FROM u", R, "select", "public.t public.u"),
+    c("SELECT count(*) FROM t GROUP BY a HAVING count(*) > 1", R, "select", "public.t", "count"),
+    c("SELECT * FROM t ORDER BY a LIMIT 10 OFFSET 5", R, "select", "public.t"),
+    c("SELECT * FROM t FOR UPDATE", R, "select select_for_update", "public.t"),
+    c("SELECT * FROM t FOR SHARE SKIP LOCKED", R, "select select_for_update", "public.t"),
+    c("SELECT * FROM t FOR UPDATE OF t NOWAIT", R, "select select_for_update", "public.t"),
+    c("SELECT * FROM (SELECT * FROM t FOR UPDATE) x", R, "select_for_update", "public.t"),
+    c("WITH x AS (SELECT 1) SELECT * FROM x", R, "select", "", exact=True),
+    c(
+        "WITH x AS (SELECT * FROM t) SELECT * FROM x JOIN u ON true",
+        R,
+        "select",
+        "public.t public.u",
+    ),
+    c(
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM r) SELECT * FROM r",
+        R,
+        "select",
+        "",
+    ),
+    c("SELECT * FROM generate_series(1, 3)", R, "select", "", "generate_series"),
+    c("SELECT * FROM t, LATERAL unnest(t.arr)", R, "select", "public.t", "unnest"),
+    c("SELECT lower(name), upper(name) FROM t", R, "select", "public.t", "lower upper"),
+    c("SELECT pg_catalog.now()", R, "select", "", "now"),
+    c("SELECT * FROM pg_class", R, "select", "pg_catalog.pg_class public.pg_class"),
+    c("SELECT * FROM pg_catalog.pg_authid", R, "select", "pg_catalog.pg_authid"),
+    c("SELECT * FROM information_schema.tables", R, "select", "information_schema.tables"),
+    c("SELECT $1::int", R, "select", "", ""),
+    c("SELECT CAST(a AS text) FROM t", R, "select", "public.t", ""),
+    c("SELECT CASE WHEN a > 0 THEN f(a) ELSE g(a) END FROM t", R, "select", "public.t", "f g"),
+    c("SELECT coalesce(a, b) FROM t", R, "select", "public.t", ""),
+    c("SELECT sum(a) OVER (PARTITION BY b) FROM t", R, "select", "public.t", "sum"),
+    c("SELECT a FROM ONLY t", R, "select", "public.t"),
+    c("SELECT * FROM t AS alias WHERE alias.a = 1", R, "select", "public.t"),
+    c("SELECT ARRAY(SELECT a FROM t)", R, "select", "public.t"),
+    c("SELECT * FROM t TABLESAMPLE SYSTEM (10)", R, "select", "public.t"),
+    c("SELECT x FROM json_to_record('{}') AS r(x int)", R, "select", "", "json_to_record"),
+    # --- functions found anywhere
+    c("SELECT pg_read_file('/etc/passwd')", R, "select", "", "pg_read_file", exact=True),
+    c("SELECT * FROM pg_catalog.pg_read_file('/etc/passwd')", R, "select", "", "pg_read_file"),
+    c("SELECT PG_READ_FILE('/etc/passwd')", R, "select", "", "pg_read_file"),
+    c("SELECT dblink_exec('dbname=x', 'DROP TABLE t')", R, "select", "", "dblink_exec"),
+    c("VALUES (lo_import('/etc/passwd'))", R, "select", "", "lo_import"),
+    c("SELECT lo_export(1, '/tmp/x')", R, "select", "", "lo_export"),
+    c("SELECT set_config('role', 'postgres', false)", R, "select", "", "set_config"),
+    c(
+        "SELECT * FROM t WHERE a = (SELECT f(b) FROM (SELECT g(c) AS b FROM u) x)",
+        R,
+        "select",
+        "public.t public.u",
+        "f g",
+    ),
+    c("WITH x AS (SELECT pg_ls_dir('.')) SELECT * FROM x", R, "select", "", "pg_ls_dir"),
+    c("SELECT * FROM t WHERE EXISTS (SELECT pg_sleep(10))", R, "select", "public.t", "pg_sleep"),
+    c("SELECT a FROM t ORDER BY random()", R, "select", "public.t", "random"),
+    c("SELECT f(g(h(1)))", R, "select", "", "f g h"),
+    c(
+        "SELECT * FROM t WHERE a IN (SELECT unnest(x) FROM u WHERE b = lower('X'))",
+        R,
+        "select",
+        "public.t public.u",
+        "unnest lower",
+    ),
+    c("SELECT query_to_xml('select 1', true, true, '')", R, "select", "", "query_to_xml"),
+    # --- writes
+    c("INSERT INTO t VALUES (1)", W, "insert", "public.t", "", exact=True),
+    c("INSERT INTO s.t (a, b) VALUES (1, 2) RETURNING *", W, "insert", "s.t"),
+    c("INSERT INTO t SELECT * FROM u", W, "insert", "public.t public.u"),
+    c("INSERT INTO t SELECT pg_read_file('x')", W, "insert", "public.t", "pg_read_file"),
+    c("INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", W, "insert", "public.t", exact=True),
+    c(
+        "INSERT INTO t VALUES (1) ON CONFLICT (a) DO UPDATE SET b = 2",
+        W,
+        "insert update",
+        "public.t",
+        exact=True,
+    ),
+    c("INSERT INTO t DEFAULT VALUES", W, "insert", "public.t"),
+    c("UPDATE t SET a = 1", W, "update update_without_where", "public.t", exact=True),
+    c("UPDATE t SET a=1 WHERE id=2", W, "update", "public.t", exact=True),
+    c("UPDATE t SET a = u.a FROM u WHERE t.id = u.id", W, "update", "public.t public.u"),
+    c("UPDATE t SET a = 1 WHERE CURRENT OF c", W, "update", "public.t", exact=True),
+    c("UPDATE t SET a = f(a) WHERE id = 1 RETURNING g(a)", W, "update", "public.t", "f g"),
+    c("DELETE FROM t", W, "delete delete_without_where", "public.t", exact=True),
+    c("DELETE FROM t WHERE id = 1", W, "delete", "public.t", exact=True),
+    c("DELETE FROM t WHERE CURRENT OF c", W, "delete", "public.t", exact=True),
+    c("DELETE FROM t USING u WHERE t.id = u.id", W, "delete", "public.t public.u"),
+    c("delete from S.T", W, "delete delete_without_where", "s.t"),
+    c(
+        "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = s.a",
+        W,
+        "merge update",
+        "public.t public.s",
+    ),
+    c(
+        "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE "
+        "WHEN NOT MATCHED THEN INSERT VALUES (s.id)",
+        W,
+        "merge delete insert",
+        "public.t public.s",
+        exact=True,
+    ),
+    c(
+        "MERGE INTO t USING (SELECT * FROM u) s ON true WHEN MATCHED THEN DO NOTHING",
+        W,
+        "merge",
+        "public.t public.u",
+        exact=True,
+    ),
+    c(
+        "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+        W,
+        "select delete delete_without_where",
+        "public.t",
+        exact=True,
+    ),
+    c(
+        "WITH d AS (DELETE FROM t WHERE a = 1 RETURNING *) SELECT * FROM d",
+        W,
+        "select delete",
+        "public.t",
+        exact=True,
+    ),
+    c(
+        "WITH u AS (UPDATE t SET a = 1 RETURNING *) SELECT * FROM u",
+        W,
+        "update update_without_where",
+        "public.t",
+    ),
+    c("WITH i AS (INSERT INTO t VALUES (1) RETURNING *) SELECT * FROM i", W, "insert", "public.t"),
+    c(
+        "WITH a AS (SELECT 1), b AS (DELETE FROM t WHERE x IN (SELECT * FROM a) RETURNING 1) "
+        "SELECT * FROM b",
+        W,
+        "delete",
+        "public.t",
+    ),
+    c(
+        "WITH d AS (DELETE FROM t RETURNING *) INSERT INTO archive SELECT * FROM d",
+        W,
+        "insert delete delete_without_where",
+        "public.t public.archive",
+    ),
+    c("LOCK TABLE t IN ACCESS EXCLUSIVE MODE", W, "lock", "public.t", exact=True),
+    c("LOCK t, s.u", W, "lock", "public.t s.u"),
+    c("REFRESH MATERIALIZED VIEW m", W, "refresh_materialized_view", "public.m", exact=True),
+    c("REFRESH MATERIALIZED VIEW CONCURRENTLY s.m", W, "refresh_materialized_view", "s.m"),
+    # --- ddl
+    c("CREATE TABLE t (a int)", DDL, "create_table", "public.t", "", exact=True),
+    c("CREATE TABLE s.t (a int PRIMARY KEY, b text NOT NULL)", DDL, "create_table", "s.t"),
+    c(
+        "CREATE TABLE t (x text DEFAULT pg_read_file('/x'))",
+        DDL,
+        "create_table",
+        "public.t",
+        "pg_read_file",
+    ),
+    c("CREATE TABLE t (a int CHECK (f(a) > 0))", DDL, "create_table", "public.t", "f"),
+    c("CREATE TABLE t (a int REFERENCES u (id))", DDL, "create_table", "public.t public.u"),
+    c("CREATE TABLE t (LIKE u)", DDL, "create_table", "public.t public.u"),
+    c("CREATE TEMP TABLE t (a int)", DDL, "create_table", "public.t"),
+    c("CREATE UNLOGGED TABLE IF NOT EXISTS t (a int)", DDL, "create_table", "public.t"),
+    c("CREATE TABLE t2 AS SELECT 1", DDL, "create_table", "public.t2", exact=True),
+    c(
+        "CREATE TABLE t2 AS SELECT * FROM t WHERE f(a)",
+        DDL,
+        "create_table",
+        "public.t2 public.t",
+        "f",
+    ),
+    c("SELECT * INTO t2 FROM t", DDL, "create_table select", "public.t2 public.t", exact=True),
+    c("SELECT a INTO TEMP t2 FROM t", DDL, "create_table", "public.t2 public.t"),
+    c("CREATE MATERIALIZED VIEW m AS SELECT * FROM t", DDL, "create_view", "public.m public.t"),
+    c(
+        "CREATE VIEW v AS SELECT pg_read_file('x') FROM t",
+        DDL,
+        "create_view",
+        "public.v public.t",
+        "pg_read_file",
+        exact=True,
+    ),
+    c("CREATE OR REPLACE VIEW s.v AS SELECT 1", DDL, "create_view", "s.v"),
+    c("CREATE INDEX i ON t (a)", DDL, "create_index", "public.t", exact=True),
+    c("CREATE UNIQUE INDEX CONCURRENTLY i ON s.t (lower(a))", DDL, "create_index", "s.t", "lower"),
+    c("CREATE INDEX i ON t (a) WHERE f(b)", DDL, "create_index", "public.t", "f"),
+    c("ALTER TABLE t ADD COLUMN b int", DDL, "alter_table", "public.t", exact=True),
+    c(
+        "ALTER TABLE t ADD COLUMN b text DEFAULT pg_read_file('x')",
+        DDL,
+        "alter_table",
+        "public.t",
+        "pg_read_file",
+    ),
+    c("ALTER TABLE t DROP COLUMN b", DDL, "alter_table", "public.t"),
+    c("ALTER TABLE s.t RENAME TO u", DDL, "alter_table", "s.t", exact=True),
+    c("ALTER TABLE t RENAME COLUMN a TO b", DDL, "alter_table", "public.t"),
+    c("ALTER TABLE t OWNER TO x", DDL, "alter_table", "public.t"),
+    c("ALTER TABLE t ENABLE ROW LEVEL SECURITY", DDL, "alter_table", "public.t"),
+    c("ALTER INDEX i RENAME TO j", DDL, "alter_other", exact=True),
+    c("ALTER VIEW v RENAME TO w", DDL, "alter_other"),
+    c("ALTER SEQUENCE q RESTART", DDL, "alter_other"),
+    c("ALTER FUNCTION f() OWNER TO x", DDL, "alter_other", exact=True),
+    c("ALTER TYPE e ADD VALUE 'x'", DDL, "alter_other"),
+    c("ALTER DATABASE d SET work_mem = '1MB'", DDL, "alter_other"),
+    c("ALTER EXTENSION e UPDATE", DDL, "alter_other"),
+    c("ALTER TABLE t SET SCHEMA s", DDL, "alter_other"),
+    c("DROP TABLE t", DDL, "drop_table", "public.t", exact=True),
+    c("DROP/**/TABLE t", DDL, "drop_table", "public.t", exact=True),
+    c("drop table if exists a, s.b cascade", DDL, "drop_table", "public.a s.b", exact=True),
+    c("DROP FOREIGN TABLE f", DDL, "drop_table", "public.f"),
+    c("DROP SCHEMA s CASCADE", DDL, "drop_schema", "", exact=True),
+    c("DROP DATABASE d", DDL, "drop_database", "", exact=True),
+    c("DROP DATABASE IF EXISTS d WITH (FORCE)", DDL, "drop_database"),
+    c("DROP VIEW v", DDL, "drop_view", "public.v", exact=True),
+    c("DROP MATERIALIZED VIEW s.m", DDL, "drop_view", "s.m"),
+    c("DROP INDEX i", DDL, "drop_index", exact=True),
+    c("DROP INDEX CONCURRENTLY s.i", DDL, "drop_index"),
+    c("DROP FUNCTION f(int)", DDL, "drop_function", exact=True),
+    c("DROP PROCEDURE p", DDL, "drop_function"),
+    c("DROP AGGREGATE a(int)", DDL, "drop_function"),
+    c("DROP SEQUENCE q", DDL, "drop_other", "public.q", exact=True),
+    c("DROP TYPE e", DDL, "drop_other"),
+    c("DROP EXTENSION e", DDL, "drop_other"),
+    c("DROP TRIGGER tr ON t", DDL, "drop_other"),
+    c("DROP TABLESPACE ts", DDL, "drop_other"),
+    c("DROP OWNED BY x", DDL, "drop_other"),
+    c("TRUNCATE t", DDL, "truncate", "public.t", exact=True),
+    c("TRUNCATE TABLE t, s.u RESTART IDENTITY CASCADE", DDL, "truncate", "public.t s.u"),
+    c(
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT pg_read_file('x') $$",
+        DDL,
+        "create_function",
+        "",
+        "",
+        exact=True,
+    ),
+    c(
+        "CREATE OR REPLACE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN DELETE FROM t; END $$",
+        DDL,
+        "create_function",
+        exact=True,
+    ),
+    c(
+        "CREATE FUNCTION f(a text DEFAULT pg_read_file('x')) RETURNS int AS 'select 1' "
+        "LANGUAGE sql",
+        DDL,
+        "create_function",
+        "",
+        "pg_read_file",
+    ),
+    c("CREATE SCHEMA s", DDL, "create_schema", "", exact=True),
+    c("CREATE SCHEMA IF NOT EXISTS s AUTHORIZATION x", DDL, "create_schema"),
+    c("CREATE SCHEMA s CREATE TABLE t (a int)", DDL, "create_schema create_table"),
+    c("CREATE DATABASE d", DDL, "create_database", exact=True),
+    c("CREATE EXTENSION dblink", DDL, "create_extension create_other", exact=True),
+    c("CREATE SEQUENCE q", DDL, "create_other"),
+    c("CREATE TYPE e AS ENUM ('a')", DDL, "create_other"),
+    c("CREATE TYPE c AS (a int)", DDL, "create_other"),
+    c("CREATE DOMAIN d AS int CHECK (VALUE > 0)", DDL, "create_other"),
+    c(
+        "CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION trg()",
+        DDL,
+        "create_other",
+        "public.t",
+        "trg",
+    ),
+    c("CREATE RULE r AS ON INSERT TO t DO INSTEAD NOTHING", DDL, "create_other", "public.t"),
+    c("CREATE POLICY p ON t USING (owner = current_user)", DDL, "create_other", "public.t"),
+    c("CREATE SERVER srv FOREIGN DATA WRAPPER postgres_fdw", DDL, "create_other"),
+    c("CREATE FOREIGN TABLE ft (a int) SERVER srv", DDL, "create_table", "public.ft"),
+    c(
+        "CREATE EVENT TRIGGER et ON ddl_command_start EXECUTE FUNCTION f()",
+        DDL,
+        "create_other",
+        "",
+        "f",
+    ),
+    c("CREATE PUBLICATION pub FOR TABLE t", DDL, "create_other", "public.t"),
+    c("CREATE TABLESPACE ts LOCATION '/tmp'", DDL, "create_other"),
+    c("COMMENT ON TABLE t IS 'x'", DDL, "comment", "public.t", exact=True),
+    c("COMMENT ON COLUMN t.a IS 'x'", DDL, "comment"),
+    c("SECURITY LABEL ON TABLE s.t IS 'secret'", DDL, "security_label", "s.t", exact=True),
+    # --- dcl
+    c("GRANT SELECT ON t TO u", DCL, "grant", "public.t", exact=True),
+    c("GRANT ALL ON ALL TABLES IN SCHEMA s TO u", DCL, "grant"),
+    c("REVOKE INSERT ON s.t FROM u", DCL, "revoke", "s.t", exact=True),
+    c("GRANT admin TO u", DCL, "grant", exact=True),
+    c("REVOKE admin FROM u", DCL, "revoke", exact=True),
+    c("GRANT EXECUTE ON FUNCTION f() TO u", DCL, "grant"),
+    c("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO u", DCL, "grant", exact=True),
+    c("ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM u", DCL, "revoke"),
+    c("CREATE ROLE r LOGIN PASSWORD 'x'", DCL, "create_role", exact=True),
+    c("CREATE USER u", DCL, "create_role"),
+    c("ALTER ROLE r SUPERUSER", DCL, "alter_role", exact=True),
+    c("ALTER USER u SET search_path = x", DCL, "alter_role"),
+    c("ALTER ROLE x RENAME TO y", DCL, "alter_role"),
+    c("DROP ROLE r", DCL, "drop_role", exact=True),
+    c("DROP USER IF EXISTS u", DCL, "drop_role"),
+    c("REASSIGN OWNED BY a TO b", DCL, "alter_role"),
+    c("SET ROLE postgres", DCL, "set_role", exact=True),
+    c("SET LOCAL ROLE postgres", DCL, "set_role", exact=True),
+    c("SET role TO x", DCL, "set_role", exact=True),
+    c("SET role = x", DCL, "set_role", exact=True),
+    c('SET "ROLE" = x', DCL, "set_role", exact=True),
+    c("SET SESSION AUTHORIZATION postgres", DCL, "set_role", exact=True),
+    c("SET SESSION AUTHORIZATION DEFAULT", DCL, "set_role", exact=True),
+    c("RESET ROLE", DCL, "set_role", exact=True),
+    c("RESET SESSION AUTHORIZATION", DCL, "set_role", exact=True),
+    c("SET session_authorization = 'postgres'", DCL, "set_role", exact=True),
+    c("DISCARD ALL", DCL, "discard set_role", exact=True),
+    # --- tcl
+    c("BEGIN", TCL, "begin", exact=True),
+    c("START TRANSACTION ISOLATION LEVEL SERIALIZABLE", TCL, "begin", exact=True),
+    c("COMMIT", TCL, "commit", exact=True),
+    c("END", TCL, "commit", exact=True),
+    c("COMMIT AND CHAIN", TCL, "commit", exact=True),
+    c("ROLLBACK", TCL, "rollback", exact=True),
+    c("ABORT", TCL, "rollback", exact=True),
+    c("SAVEPOINT s1", TCL, "savepoint", exact=True),
+    c("RELEASE SAVEPOINT s1", TCL, "release", exact=True),
+    c("ROLLBACK TO SAVEPOINT s1", TCL, "rollback", exact=True),
+    c("PREPARE TRANSACTION 'x'", TCL, "prepare_transaction", exact=True),
+    c("COMMIT PREPARED 'x'", TCL, "commit commit_prepared", exact=True),
+    c("ROLLBACK PREPARED 'x'", TCL, "rollback rollback_prepared", exact=True),
+    # --- session
+    c("SET work_mem = '64MB'", SES, "set", exact=True),
+    c("SET LOCAL statement_timeout = 0", SES, "set", exact=True),
+    c("SET search_path TO a, b", SES, "set", exact=True),
+    c("SET TIME ZONE 'UTC'", SES, "set"),
+    c("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", SES, "set"),
+    c("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", SES, "set"),
+    c("SET CONSTRAINTS ALL DEFERRED", SES, "set", exact=True),
+    c("RESET work_mem", SES, "reset", exact=True),
+    c("RESET ALL", SES, "reset", exact=True),
+    c("SHOW work_mem", SES, "show", exact=True),
+    c("SHOW ALL", SES, "show", exact=True),
+    c("DISCARD PLANS", SES, "discard", exact=True),
+    c("DISCARD TEMP", SES, "discard", exact=True),
+    c("LISTEN ch", SES, "listen", exact=True),
+    c("UNLISTEN *", SES, "unlisten", exact=True),
+    c("NOTIFY ch, 'payload'", SES, "notify", exact=True),
+    c("DEALLOCATE p", SES, "deallocate", exact=True),
+    c("DEALLOCATE ALL", SES, "deallocate", exact=True),
+    c("CLOSE c", SES, "close_cursor", exact=True),
+    c("CLOSE ALL", SES, "close_cursor", exact=True),
+    # --- cursors, prepared statements, explain
+    c("DECLARE c CURSOR FOR SELECT * FROM t", R, "declare_cursor select", "public.t", exact=True),
+    c(
+        "DECLARE c CURSOR WITH HOLD FOR SELECT f(a) FROM t FOR UPDATE",
+        R,
+        "declare_cursor select select_for_update",
+        "public.t",
+        "f",
+        exact=True,
+    ),
+    c("FETCH 10 FROM c", R, "fetch", exact=True),
+    c("FETCH ALL IN c", R, "fetch", exact=True),
+    c("MOVE NEXT IN c", R, "fetch", exact=True),
+    c(
+        "PREPARE p AS DELETE FROM t",
+        W,
+        "prepare delete delete_without_where",
+        "public.t",
+        exact=True,
+    ),
+    c(
+        "PREPARE q (int) AS SELECT * FROM t WHERE id = $1",
+        R,
+        "prepare select",
+        "public.t",
+        exact=True,
+    ),
+    c(
+        "PREPARE r AS INSERT INTO t SELECT pg_read_file('x')",
+        W,
+        "prepare insert",
+        "public.t",
+        "pg_read_file",
+    ),
+    c("EXECUTE p", UNK, "execute", exact=True),
+    c("EXECUTE p (1, 'a')", UNK, "execute", exact=True),
+    c("EXECUTE p (pg_read_file('x'))", UNK, "execute", "", "pg_read_file"),
+    c("EXPLAIN DELETE FROM t", R, "explain", "public.t", exact=True),
+    c(
+        "EXPLAIN SELECT pg_read_file('x') FROM t",
+        R,
+        "explain",
+        "public.t",
+        "pg_read_file",
+        exact=True,
+    ),
+    c(
+        "EXPLAIN ANALYZE DELETE FROM t",
+        W,
+        "explain delete delete_without_where",
+        "public.t",
+        exact=True,
+    ),
+    c("EXPLAIN ANALYZE SELECT * FROM t", R, "explain select", "public.t", exact=True),
+    c(
+        "EXPLAIN (ANALYZE, BUFFERS) UPDATE t SET a = 1 WHERE b = 2",
+        W,
+        "explain update",
+        "public.t",
+        exact=True,
+    ),
+    c("EXPLAIN (ANALYZE true) DELETE FROM t", W, "explain delete"),
+    c("EXPLAIN (ANALYZE on) DELETE FROM t", W, "explain delete"),
+    c("EXPLAIN (ANALYZE 1) DELETE FROM t", W, "explain delete"),
+    c("EXPLAIN (ANALYZE false) DELETE FROM t", R, "explain", "public.t", exact=True),
+    c("EXPLAIN (ANALYZE off, COSTS off) DELETE FROM t", R, "explain", exact=True),
+    c("EXPLAIN (ANALYZE 0) DELETE FROM t", R, "explain", exact=True),
+    c("EXPLAIN VERBOSE SELECT 1", R, "explain", exact=True),
+    c(
+        "EXPLAIN WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+        R,
+        "explain",
+        "public.t",
+        exact=True,
+    ),
+    c("EXPLAIN ANALYZE CREATE TABLE t2 AS SELECT 1", DDL, "explain create_table", "public.t2"),
+    c("EXPLAIN ANALYZE SELECT f() FROM (SELECT g()) x", R, "explain select", "", "f g"),
+    # --- copy
+    c("COPY t TO STDOUT", OUT, "copy_to_stdout", "public.t", exact=True),
+    c("COPY t (a, b) TO STDOUT WITH (FORMAT csv)", OUT, "copy_to_stdout", "public.t"),
+    c(
+        "COPY (SELECT * FROM t JOIN u USING (id)) TO STDOUT",
+        OUT,
+        "copy_to_stdout select",
+        "public.t public.u",
+        exact=True,
+    ),
+    c("COPY (SELECT pg_read_file('x')) TO STDOUT", OUT, "copy_to_stdout", "", "pg_read_file"),
+    c(
+        "COPY (DELETE FROM t RETURNING *) TO STDOUT",
+        OUT,
+        "copy_to_stdout delete delete_without_where",
+        "public.t",
+    ),
+    c("COPY t FROM STDIN", IN, "copy_from_stdin", "public.t", exact=True),
+    c("COPY s.t FROM STDIN WHERE a > f(0)", IN, "copy_from_stdin", "s.t", "f"),
+    c("COPY t TO PROGRAM 'id'", OUT, "copy_to_program", "public.t", exact=True),
+    c("COPY t FROM PROGRAM 'curl http://x'", IN, "copy_from_program", "public.t", exact=True),
+    c("COPY t TO '/tmp/x'", OUT, "copy_to_file", "public.t", exact=True),
+    c("COPY t FROM '/etc/passwd'", IN, "copy_from_file", "public.t", exact=True),
+    c("COPY (SELECT 1) TO PROGRAM 'sh'", OUT, "copy_to_program"),
+    # --- procedural
+    c("DO $$ BEGIN END $$", PROC, "do_block", "", "", exact=True),
+    c("DO LANGUAGE plpgsql $$ BEGIN DROP TABLE t; END $$", PROC, "do_block", "", "", exact=True),
+    c("CALL p()", PROC, "call", "", "p", exact=True),
+    c("CALL s.p(pg_read_file('x'))", PROC, "call", "", "p pg_read_file", exact=True),
+    # --- admin
+    c("VACUUM", ADM, "vacuum", exact=True),
+    c("VACUUM FULL t", ADM, "vacuum", "public.t", exact=True),
+    c("VACUUM (ANALYZE) s.t", ADM, "vacuum analyze", "s.t", exact=True),
+    c("ANALYZE t", ADM, "analyze", "public.t", exact=True),
+    c("CLUSTER t USING i", ADM, "cluster", "public.t", exact=True),
+    c("REINDEX TABLE t", ADM, "reindex", "public.t", exact=True),
+    c("REINDEX DATABASE d", ADM, "reindex", exact=True),
+    c("CHECKPOINT", ADM, "checkpoint", exact=True),
+    c("LOAD 'auto_explain'", ADM, "load", exact=True),
+    c("ALTER SYSTEM SET work_mem = '1GB'", ADM, "alter_system", exact=True),
+    c("ALTER SYSTEM RESET ALL", ADM, "alter_system", exact=True),
+    # --- look-alikes that are plain reads
+    c("SELECT 'DROP TABLE t'", R, "select", "", "", exact=True),
+    c("SELECT $$; DROP TABLE t; $$", R, "select", "", "", exact=True),
+    c("SELECT $tag$ DELETE FROM t $tag$", R, "select", "", "", exact=True),
+    c("-- DROP TABLE t\nSELECT 1", R, "select", "", "", exact=True),
+    c("/* DROP TABLE t */ SELECT 1", R, "select", "", "", exact=True),
+    c("/* nested /* DROP TABLE t; */ still comment */ SELECT 1", R, "select", "", "", exact=True),
+    c("SELECT E'\\'; DROP TABLE t; --'", R, "select", "", "", exact=True),
+    c('SELECT "DROP TABLE t" FROM x', R, "select", "public.x", "", exact=True),
+    c("SELECT 'pg_read_file(''/etc/passwd'')'", R, "select", "", "", exact=True),
+    c("SELECT U&'\\0044ROP'", R, "select", "", "", exact=True),
+]
+
+
+def _id(case: Case) -> str:
+    return case.sql[:60]
+
+
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_statement_is_classified(case: Case) -> None:
+    (analysis,) = analyze(case.sql)
+    assert analysis.category is case.category
+    if case.exact:
+        assert analysis.operations == case.ops
+    else:
+        assert case.ops <= analysis.operations
+    if case.tables is not None:
+        assert analysis.tables == case.tables
+    if case.functions is not None:
+        assert analysis.functions == case.functions
+
+
+def test_table_is_large_enough() -> None:
+    assert len(CASES) >= 170
+
+
+def test_every_operation_is_exercised_by_a_case() -> None:
+    seen: set[str] = set()
+    for case in CASES:
+        seen |= analyze(case.sql)[0].operations
+    assert OPERATIONS - seen == {"unknown"}  # "unknown" has its own tests
+    assert seen <= OPERATIONS
