@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlgate import __version__
 from sqlgate.errors import SqlgateError
@@ -62,21 +63,33 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     identity = Identity(args.sub, None, groups, "policy-check", None)
     session = service.open_session(identity, args.target)
     analysis = service.analyze(args.sql, ("public",))
+    result: dict[str, Any]
     if session is None:
-        result = {"verdict": "refused at login",
-                  "reason": f"no policy grants groups {sorted(groups)} access to {args.target!r}"}
+        result = {
+            "verdict": "refused at login",
+            "reason": f"no policy grants groups {sorted(groups)} access to {args.target!r}",
+        }
     else:
         decision = session.judge(
             Statement(args.sql, Dialect.POSTGRES, StatementSource.SIMPLE, args.target)
         )
-        result = {"verdict": decision.verdict.value, "policy": decision.policy,
-                  "rule": decision.rule, "reason": decision.reason}
+        result = {
+            "verdict": decision.verdict.value,
+            "policy": decision.policy,
+            "rule": decision.rule,
+            "reason": decision.reason,
+        }
     if isinstance(analysis, SqlParseError):
         result["analysis"] = {"error": str(analysis)}
     else:
         result["analysis"] = [
-            {"text": a.text, "category": a.category.value, "operations": sorted(a.operations),
-             "tables": sorted(a.tables), "functions": sorted(a.functions)}
+            {
+                "text": a.text,
+                "category": a.category.value,
+                "operations": sorted(a.operations),
+                "tables": sorted(a.tables),
+                "functions": sorted(a.functions),
+            }
             for a in analysis
         ]
     if args.json:
@@ -84,12 +97,16 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     else:
         rule = result.get("rule")
         where = f" (policy {result.get('policy')!r}, {'rule ' + str(rule) if rule else 'default'})"
-        print(f"{str(result['verdict']).upper()}{where if 'policy' in result else ''}: "
-              f"{result['reason']}")
+        print(
+            f"{str(result['verdict']).upper()}{where if 'policy' in result else ''}: "
+            f"{result['reason']}"
+        )
         for item in result["analysis"] if isinstance(result["analysis"], list) else []:
-            print(f"  {item['category']:<10} {','.join(item['operations'])}  "
-                  f"tables={','.join(item['tables']) or '-'} "
-                  f"functions={','.join(item['functions']) or '-'}")
+            print(
+                f"  {item['category']:<10} {','.join(item['operations'])}  "
+                f"tables={','.join(item['tables']) or '-'} "
+                f"functions={','.join(item['functions']) or '-'}"
+            )
         if isinstance(result["analysis"], dict):
             print(f"  parse error: {result['analysis']['error']}")
     return 0
@@ -123,8 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="mint a development token (identity.dev_issuer only)")
     token.add_argument("--config", "-c", required=True, help="path to sqlgate.yaml")
     token.add_argument("--sub", required=True, help="subject (who the token is for)")
-    token.add_argument("--groups", action="append", default=[],
-                       help="group(s), comma-separated or repeated")
+    token.add_argument(
+        "--groups", action="append", default=[], help="group(s), comma-separated or repeated"
+    )
     token.add_argument("--email", default=None)
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(func=cmd_token)

@@ -84,7 +84,9 @@ class TlsConfig(_Model):
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
         if (self.cert is None) != (self.key is None):
-            raise ValueError("tls.cert and tls.key go together: set both, or neither for a self-signed one")
+            raise ValueError(
+                "tls.cert and tls.key go together: set both, or neither for a self-signed one"
+            )
         return self
 
 
@@ -102,13 +104,23 @@ class OidcConfig(_Model):
     @field_validator("algorithms")
     @classmethod
     def _asymmetric_only(cls, value: list[str]) -> list[str]:
-        allowed = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
-                   "ES512", "EdDSA"}
+        allowed = {
+            "RS256",
+            "RS384",
+            "RS512",
+            "PS256",
+            "PS384",
+            "PS512",
+            "ES256",
+            "ES384",
+            "ES512",
+            "EdDSA",
+        }
         bad = [a for a in value if a not in allowed]
         if bad or not value:
             raise ValueError(
-                f"unsupported algorithms {bad or value}: use asymmetric ones ({', '.join(sorted(allowed))});"
-                " 'none' and HMAC algorithms are never accepted"
+                f"unsupported algorithms {bad or value}: use asymmetric ones "
+                f"({', '.join(sorted(allowed))}); 'none' and HMAC algorithms are never accepted"
             )
         return value
 
@@ -161,7 +173,9 @@ class Credentials(_Model):
 
     @model_validator(mode="after")
     def _one_source(self) -> Credentials:
-        sources = [s for s in (self.password, self.password_env, self.password_file) if s is not None]
+        sources = [
+            s for s in (self.password, self.password_env, self.password_file) if s is not None
+        ]
         if len(sources) > 1:
             raise ValueError("give only one of password, password_env, password_file")
         return self
@@ -275,8 +289,13 @@ class RuleConfig(_Model):
 
     @model_validator(mode="after")
     def _matches_something(self) -> RuleConfig:
-        if not (self.categories or self.operations or self.tables or self.functions
-                or self.statement_regex):
+        if not (
+            self.categories
+            or self.operations
+            or self.tables
+            or self.functions
+            or self.statement_regex
+        ):
             raise ValueError(
                 "a rule needs at least one of categories, operations, tables, functions, "
                 "statement_regex (use the policy's `default` for a catch-all)"
@@ -343,8 +362,10 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
-        for kind, names in (("target", [t.name for t in self.targets]),
-                            ("policy", [p.name for p in self.policies])):
+        for kind, names in (
+            ("target", [t.name for t in self.targets]),
+            ("policy", [p.name for p in self.policies]),
+        ):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"duplicate {kind} names: {', '.join(dupes)}")
@@ -398,13 +419,17 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     """Validate YAML text into a Config; errors name the source, the line and the key."""
     data, lines = _compose_with_lines(text, source)
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping of sections (listen, targets, ...)")
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of sections (listen, targets, ...)"
+        )
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            loc = tuple(
+                p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+            )
             key = ".".join(str(p) for p in loc) or "(top level)"
             line = _line_for(loc, lines)
             where = f"{source}:{line}" if line else source

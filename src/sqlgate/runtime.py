@@ -38,16 +38,17 @@ def dev_issuer_for(config: Config) -> DevIssuer:
     if admin is None:
         raise ConfigError("identity.dev_issuer needs listen.admin: the JWKS is served there")
     host, port = admin
-    return DevIssuer.load_or_create(
-        config.identity.dev_issuer_key_file, dev_issuer_url(host, port)
-    )
+    return DevIssuer.load_or_create(config.identity.dev_issuer_key_file, dev_issuer_url(host, port))
 
 
 def check_dev_issuer_safety(config: Config) -> None:
     if not config.identity.dev_issuer:
         return
-    hosts = [a[0] for a in (config.listen.address("postgres"), config.listen.address("admin"))
-             if a is not None]
+    hosts = [
+        a[0]
+        for a in (config.listen.address("postgres"), config.listen.address("admin"))
+        if a is not None
+    ]
     exposed = [h for h in hosts if h not in LOOPBACK_HOSTS]
     if exposed and not config.identity.dev_issuer_force:
         raise ConfigError(
@@ -55,6 +56,13 @@ def check_dev_issuer_safety(config: Config) -> None:
             f"({', '.join(exposed)}): anyone who can mint tokens could log in. Bind to "
             "127.0.0.1, or set identity.dev_issuer_force: true if you really mean it"
         )
+
+
+def check_secrets(config: Config) -> None:
+    """Read every server password once at start, so a missing one fails now, not at login."""
+    for target in config.targets:
+        for credentials in (target.credentials, *target.credentials_by_group.values()):
+            credentials.secret()
 
 
 @dataclass
@@ -74,6 +82,7 @@ class Runtime:
     async def start(self, *, reuse_port: bool = False) -> None:
         config = self.config
         check_dev_issuer_safety(config)
+        check_secrets(config)
         validators: list[TokenValidator] = []
         routes: list[BaseRoute] = []
         if config.identity.oidc is not None:
@@ -82,14 +91,19 @@ class Runtime:
             validators.append(TokenValidator(config.identity.oidc, self._jwks))
         if config.identity.dev_issuer:
             self.dev_issuer = dev_issuer_for(config)
-            validators.append(dev_issuer_validator(
-                self.dev_issuer, leeway_seconds=config.identity.oidc.leeway_seconds
-                if config.identity.oidc else 30,
-            ))
+            validators.append(
+                dev_issuer_validator(
+                    self.dev_issuer,
+                    leeway_seconds=config.identity.oidc.leeway_seconds
+                    if config.identity.oidc
+                    else 30,
+                )
+            )
             routes.extend(dev_issuer_routes(self.dev_issuer))
             log.warning(
                 "DEVELOPMENT TOKEN ISSUER ENABLED (%s): anyone with `sqlgate token` on this "
-                "host can mint tokens. Never use it in production.", self.dev_issuer.issuer,
+                "host can mint tokens. Never use it in production.",
+                self.dev_issuer.issuer,
             )
         limiter = FailedLoginLimiter(config.identity.failed_logins_per_minute)
         authenticator = TokenAuthenticator(MultiIssuerValidator(validators), limiter)
@@ -118,8 +132,11 @@ class Runtime:
             log.error("config reload rejected, keeping the running config: %s", exc)
             return
         self.policies.reload(new)
-        log.info("config reloaded from %s (policy version %d)", self.config_path,
-                 self.policies.policies.version)
+        log.info(
+            "config reloaded from %s (policy version %d)",
+            self.config_path,
+            self.policies.policies.version,
+        )
 
     def request_stop(self) -> None:
         self._stop.set()

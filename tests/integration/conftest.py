@@ -49,8 +49,9 @@ POLICIES = """
 def seed_app_database(server: PgServer) -> None:
     server.create_role("sqlgate_svc", SVC_PASSWORD)
     server.create_database("app", owner="sqlgate_svc")
-    with psycopg.connect(server.dsn(user="sqlgate_svc", password=SVC_PASSWORD, dbname="app"),
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        server.dsn(user="sqlgate_svc", password=SVC_PASSWORD, dbname="app"), autocommit=True
+    ) as conn:
         conn.execute(SEED)
 
 
@@ -65,7 +66,9 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
 
 
 @pytest.fixture(scope="session")
-def gateway(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+def gateway(
+    pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningGateway]:
     work: Path = tmp_path_factory.mktemp("gw")
     running = start_gateway(gateway_yaml(pg_server.port, work, policies=POLICIES))
     try:

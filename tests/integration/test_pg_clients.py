@@ -25,17 +25,34 @@ def _env(token: str) -> dict[str, str]:
     return {**os.environ, "PGPASSWORD": token, "PGSSLMODE": "require", "PGCONNECT_TIMEOUT": "10"}
 
 
-def run_psql(gateway: RunningGateway, token: str, *args: str, stdin: str | None = None,
-             check: bool = True) -> subprocess.CompletedProcess[str]:
-    cmd = [PSQL, "-h", gateway.host, "-p", str(gateway.port), "-U", "agent", "-d", "app",
-           "-X", "-v", "ON_ERROR_STOP=1", "-At", *args]
-    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=_env(token),
-                          timeout=60, check=check)
+def run_psql(
+    gateway: RunningGateway, token: str, *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        PSQL,
+        "-h",
+        gateway.host,
+        "-p",
+        str(gateway.port),
+        "-U",
+        "agent",
+        "-d",
+        "app",
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-At",
+        *args,
+    ]
+    return subprocess.run(
+        cmd, input=stdin, capture_output=True, text=True, env=_env(token), timeout=60, check=check
+    )
 
 
 def test_psql_queries_and_meta_commands(gateway: RunningGateway, human_token: str) -> None:
-    out = run_psql(gateway, human_token, "-c", "SELECT name FROM users ORDER BY id",
-                   "-c", r"\dt").stdout
+    out = run_psql(
+        gateway, human_token, "-c", "SELECT name FROM users ORDER BY id", "-c", r"\dt"
+    ).stdout
     lines = out.splitlines()
     assert lines[:3] == ["Alice Archer", "Bob Baker", "Carol Chen"]
     assert any("|users|table|" in line for line in lines)
@@ -51,10 +68,14 @@ def test_psql_reports_ssl_and_server_error(gateway: RunningGateway, human_token:
 
 def test_psycopg_text_and_binary_results(gateway: RunningGateway, human_token: str) -> None:
     with psycopg.connect(gateway.dsn(human_token)) as conn:
-        text_row = conn.execute("SELECT id, email, created_at FROM users WHERE id = %s",
-                                (1,)).fetchone()
-        binary_row = conn.cursor(binary=True).execute(
-            "SELECT id, email, created_at FROM users WHERE id = %s", (1,)).fetchone()
+        text_row = conn.execute(
+            "SELECT id, email, created_at FROM users WHERE id = %s", (1,)
+        ).fetchone()
+        binary_row = (
+            conn.cursor(binary=True)
+            .execute("SELECT id, email, created_at FROM users WHERE id = %s", (1,))
+            .fetchone()
+        )
         assert text_row == binary_row
         assert text_row is not None and text_row[1] == "alice@example.com"
         assert isinstance(text_row[2], datetime.datetime)
@@ -77,7 +98,9 @@ def test_psycopg_copy_in_and_out(gateway: RunningGateway, human_token: str) -> N
             for i in range(1000):
                 copy.write_row((i, f"row {i}"))
         assert conn.execute("SELECT count(*), sum(id) FROM copy_target").fetchone() == (
-            1000, 499500)
+            1000,
+            499500,
+        )
         out = bytearray()
         with conn.cursor().copy("COPY (SELECT * FROM copy_target ORDER BY id) TO STDOUT") as copy:
             for data in copy:
@@ -114,18 +137,29 @@ def test_psycopg_pipeline_mode(gateway: RunningGateway, human_token: str) -> Non
 
 
 async def test_asyncpg_prepared_and_binary(gateway: RunningGateway, human_token: str) -> None:
-    conn = await asyncpg.connect(host=gateway.host, port=gateway.port, user="agent",
-                                 password=human_token, database="app", ssl="require")
+    conn = await asyncpg.connect(
+        host=gateway.host,
+        port=gateway.port,
+        user="agent",
+        password=human_token,
+        database="app",
+        ssl="require",
+    )
     try:
         stmt = await conn.prepare("SELECT id, email, created_at FROM users WHERE id = $1")
         rows = [await stmt.fetchrow(i) for i in (1, 2, 3)]
-        assert [r["email"] for r in rows] == ["alice@example.com", "bob@example.org",
-                                              "carol@example.net"]
+        assert [r["email"] for r in rows] == [
+            "alice@example.com",
+            "bob@example.org",
+            "carol@example.net",
+        ]
         assert isinstance(rows[0]["created_at"], datetime.datetime)
         async with conn.transaction():
             await conn.execute("CREATE TEMP TABLE a (v numeric, j jsonb, arr int[])")
-            await conn.executemany("INSERT INTO a VALUES ($1, $2, $3)",
-                                   [(i, f'{{"k": {i}}}', [i, i + 1]) for i in range(20)])
+            await conn.executemany(
+                "INSERT INTO a VALUES ($1, $2, $3)",
+                [(i, f'{{"k": {i}}}', [i, i + 1]) for i in range(20)],
+            )
         assert await conn.fetchval("SELECT sum(v) FROM a") == 190
         assert await conn.fetchval("SELECT arr FROM a WHERE v = 3") == [3, 4]
         with pytest.raises(asyncpg.exceptions.DivisionByZeroError):
@@ -135,8 +169,9 @@ async def test_asyncpg_prepared_and_binary(gateway: RunningGateway, human_token:
         await conn.close()
 
 
-def test_jdbc_driver(gateway: RunningGateway, human_token: str,
-                     tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_jdbc_driver(
+    gateway: RunningGateway, human_token: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     url = f"jdbc:postgresql://{gateway.host}:{gateway.port}/app?sslmode=require"
     result = run_jdbc_probe(tmp_path_factory.mktemp("jdbc"), url, "agent", human_token)
     assert result.ok, result
@@ -144,12 +179,22 @@ def test_jdbc_driver(gateway: RunningGateway, human_token: str,
 
 def test_pgbench_all_query_modes(gateway: RunningGateway, human_token: str) -> None:
     base = [PGBENCH, "-h", gateway.host, "-p", str(gateway.port), "-U", "agent"]
-    init = subprocess.run([*base, "-i", "-s", "1", "-q", "app"], capture_output=True,
-                          text=True, env=_env(human_token), timeout=120)
+    init = subprocess.run(
+        [*base, "-i", "-s", "1", "-q", "app"],
+        capture_output=True,
+        text=True,
+        env=_env(human_token),
+        timeout=120,
+    )
     assert init.returncode == 0, init.stderr
     for mode in ("simple", "extended", "prepared"):
-        run = subprocess.run([*base, "-M", mode, "-c", "4", "-t", "200", "app"],
-                             capture_output=True, text=True, env=_env(human_token), timeout=120)
+        run = subprocess.run(
+            [*base, "-M", mode, "-c", "4", "-t", "200", "app"],
+            capture_output=True,
+            text=True,
+            env=_env(human_token),
+            timeout=120,
+        )
         assert run.returncode == 0, run.stderr
         processed = re.search(r"number of transactions actually processed: (\d+)", run.stdout)
         failed = re.search(r"number of failed transactions: (\d+)", run.stdout)
@@ -189,9 +234,12 @@ def test_cancel_with_wrong_key_cancels_nothing(gateway: RunningGateway, human_to
         assert victim.execute("SELECT pg_sleep(0.3), 1").fetchone() == ("", 1)
 
 
-def test_psql_sees_data_changed_by_session(gateway: RunningGateway, human_token: str,
-                                           tmp_path: Path) -> None:
+def test_psql_sees_data_changed_by_session(
+    gateway: RunningGateway, human_token: str, tmp_path: Path
+) -> None:
     script = tmp_path / "s.sql"
-    script.write_text("BEGIN;\nCREATE TEMP TABLE s (v int);\nINSERT INTO s VALUES (5);\n"
-                      "SELECT v FROM s;\nCOMMIT;\n")
+    script.write_text(
+        "BEGIN;\nCREATE TEMP TABLE s (v int);\nINSERT INTO s VALUES (5);\n"
+        "SELECT v FROM s;\nCOMMIT;\n"
+    )
     assert run_psql(gateway, human_token, "-q", "-f", str(script)).stdout.strip() == "5"

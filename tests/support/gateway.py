@@ -41,10 +41,24 @@ class RunningGateway:
         assert self.runtime.dev_issuer is not None
         return self.runtime.dev_issuer.mint(sub, groups, **kwargs)
 
-    def dsn(self, password: str, dbname: str = "app", sslmode: str = "require",
-            user: str = "agent", **params: Any) -> str:
-        return make_conninfo(host=self.host, port=self.port, dbname=dbname, user=user,
-                             password=password, sslmode=sslmode, connect_timeout=10, **params)
+    def dsn(
+        self,
+        password: str,
+        dbname: str = "app",
+        sslmode: str = "require",
+        user: str = "agent",
+        **params: Any,
+    ) -> str:
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            dbname=dbname,
+            user=user,
+            password=password,
+            sslmode=sslmode,
+            connect_timeout=10,
+            **params,
+        )
 
     def call(self, fn: Callable[[], Coroutine[Any, Any, T]], timeout: float = 30) -> T:
         """Run a coroutine on the gateway's loop and wait for its result."""
@@ -57,9 +71,16 @@ class RunningGateway:
             self.thread.join(10)
 
 
-def gateway_yaml(pg_port: int, work: Path, *, policies: str, extra: str = "",
-                 target_extra: str = "", port: int | None = None,
-                 admin_port: int | None = None) -> str:
+def gateway_yaml(
+    pg_port: int,
+    work: Path,
+    *,
+    policies: str,
+    extra: str = "",
+    target_extra: str = "",
+    port: int | None = None,
+    admin_port: int | None = None,
+) -> str:
     """A config for one `app` target on 127.0.0.1:pg_port, with the dev issuer."""
     return f"""
 listen:
@@ -105,8 +126,9 @@ def start_gateway(config_text: str) -> RunningGateway:
             finally:
                 started.set()
 
-        loop.create_task(boot())
+        boot_task = loop.create_task(boot())
         loop.run_forever()
+        del boot_task
 
     thread = threading.Thread(target=run, name="sqlgate-test-gateway", daemon=True)
     thread.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from starlette.applications import Starlette
@@ -24,29 +24,34 @@ def build_app(ready: Callable[[], dict[str, bool]], extra_routes: list[BaseRoute
     async def readyz(_: Request) -> JSONResponse:
         checks = ready()
         ok = all(checks.values())
-        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )
 
-    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz),
-                               *extra_routes]
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz), *extra_routes]
     return Starlette(routes=routes)
 
 
 class AdminServer(uvicorn.Server):
     """uvicorn inside our event loop; signals stay with the gateway, not uvicorn."""
 
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
     @property
     def port(self) -> int:
         return int(self.servers[0].sockets[0].getsockname()[1])
 
 
-async def start_admin(app: Starlette, host: str, port: int) -> tuple[AdminServer, asyncio.Task[None]]:
+async def start_admin(
+    app: Starlette, host: str, port: int
+) -> tuple[AdminServer, asyncio.Task[None]]:
     """Serve the admin app; raises ConfigError when the address cannot be bound."""
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                            lifespan="off")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+    )
     server = AdminServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -16,7 +16,11 @@ from sqlgate.config import Action, Config, PolicyConfig, RuleConfig
 from sqlgate.core import Decision, Identity, Verdict
 from sqlgate.sql import Category, StatementAnalysis
 
-_VERDICTS = {Action.ALLOW: Verdict.ALLOW, Action.BLOCK: Verdict.BLOCK, Action.REVIEW: Verdict.REVIEW}
+_VERDICTS = {
+    Action.ALLOW: Verdict.ALLOW,
+    Action.BLOCK: Verdict.BLOCK,
+    Action.REVIEW: Verdict.REVIEW,
+}
 
 
 def _glob(pattern: str) -> re.Pattern[str]:
@@ -44,12 +48,22 @@ class CompiledRule:
             if rule.statement_regex
             else None
         )
-        return cls(index, rule.action, frozenset(rule.categories), frozenset(rule.operations),
-                   tables, functions, regex, rule.reason)
+        return cls(
+            index,
+            rule.action,
+            frozenset(rule.categories),
+            frozenset(rule.operations),
+            tables,
+            functions,
+            regex,
+            rule.reason,
+        )
 
     def matches(self, analysis: StatementAnalysis) -> bool:
-        if analysis.category is Category.UNKNOWN and self.action is Action.ALLOW and (
-            "unknown" not in self.categories
+        if (
+            analysis.category is Category.UNKNOWN
+            and self.action is Action.ALLOW
+            and ("unknown" not in self.categories)
         ):
             # Fail closed: only a rule that names `unknown` may allow what was not classified.
             return False
@@ -90,25 +104,37 @@ class CompiledPolicy:
         for rule in self.rules:
             if rule.matches(analysis):
                 return Decision(
-                    _VERDICTS[rule.action], self.name, rule.index,
+                    _VERDICTS[rule.action],
+                    self.name,
+                    rule.index,
                     rule.describe(analysis) if rule.action is not Action.ALLOW else "allowed",
-                    category=analysis.category.value, operations=analysis.operations,
+                    category=analysis.category.value,
+                    operations=analysis.operations,
                 )
         default = self.config.default
         if analysis.category is Category.UNKNOWN and default is not Action.ALLOW:
             return Decision(
-                Verdict.BLOCK, self.name, None,
+                Verdict.BLOCK,
+                self.name,
+                None,
                 "the gateway cannot classify this statement, and this policy refuses what it "
                 "cannot classify",
-                category=analysis.category.value, operations=analysis.operations,
+                category=analysis.category.value,
+                operations=analysis.operations,
             )
         reason = {
             Action.ALLOW: "allowed by default",
             Action.BLOCK: "no rule allows this statement",
             Action.REVIEW: "no rule covers this statement; it needs approval",
         }[default]
-        return Decision(_VERDICTS[default], self.name, None, reason,
-                        category=analysis.category.value, operations=analysis.operations)
+        return Decision(
+            _VERDICTS[default],
+            self.name,
+            None,
+            reason,
+            category=analysis.category.value,
+            operations=analysis.operations,
+        )
 
     def decide(self, analyses: tuple[StatementAnalysis, ...]) -> Decision:
         """One decision for a whole request: any block refuses it all, then any review holds it."""
@@ -122,18 +148,26 @@ class CompiledPolicy:
         if len(decisions) == 1:
             return decisions[0]
         first = decisions[0]
-        return Decision(Verdict.ALLOW, first.policy, first.rule, first.reason,
-                        category=first.category,
-                        operations=frozenset().union(*(d.operations for d in decisions)))
+        return Decision(
+            Verdict.ALLOW,
+            first.policy,
+            first.rule,
+            first.reason,
+            category=first.category,
+            operations=frozenset().union(*(d.operations for d in decisions)),
+        )
 
     def unparsable(self, error: str) -> Decision:
         if self.config.default is Action.ALLOW:
             return Decision(Verdict.ALLOW, self.name, None, "unparsed, allowed by default")
         return Decision(
-            Verdict.BLOCK, self.name, None,
+            Verdict.BLOCK,
+            self.name,
+            None,
             f"the statement could not be parsed ({error}), and this policy refuses what it "
             "cannot parse",
-            sqlstate="42601", category="unknown",
+            sqlstate="42601",
+            category="unknown",
         )
 
 

@@ -90,8 +90,12 @@ class PolicySession:
     def judge(self, statement: Statement) -> Decision:
         policy = self._current_policy()
         if policy is None:
-            return Decision(Verdict.BLOCK, None, None,
-                            "no policy grants this identity access to this target any more")
+            return Decision(
+                Verdict.BLOCK,
+                None,
+                None,
+                "no policy grants this identity access to this target any more",
+            )
         if statement.source is StatementSource.FUNCTION_CALL:
             return policy.decide((_function_call(statement.sql),))
         cached = self.service.cached_decision(policy.name, statement.sql, self.search_path)
@@ -113,14 +117,19 @@ class PolicySession:
         if prepared is None or len(prepared) != 1:
             return analysis  # unknown: stays UNKNOWN, so it fails closed
         inner = prepared[0]
-        return replace(inner, text=analysis.text,
-                       operations=inner.operations | {"execute"}, prepare_name=None,
-                       execute_name=analysis.execute_name)
+        return replace(
+            inner,
+            text=analysis.text,
+            operations=inner.operations | {"execute"},
+            prepare_name=None,
+            execute_name=analysis.execute_name,
+        )
 
     async def resolve_review(self, statement: Statement, decision: Decision) -> Decision:
         # Approvals are wired in by the approvals component; without it, fail closed.
         return replace(
-            decision, verdict=Verdict.BLOCK,
+            decision,
+            verdict=Verdict.BLOCK,
             reason=f"{decision.reason} (approval required, but approvals are not enabled)",
         )
 
@@ -145,7 +154,11 @@ class PolicySession:
 
 def _function_call(text: str) -> StatementAnalysis:
     return StatementAnalysis(
-        text=text, category=Category.UNKNOWN, operations=frozenset({"function_call"}),
-        tables=frozenset(), columns=frozenset(), functions=frozenset(),
+        text=text,
+        category=Category.UNKNOWN,
+        operations=frozenset({"function_call"}),
+        tables=frozenset(),
+        columns=frozenset(),
+        functions=frozenset(),
         qualified_functions=frozenset(),
     )

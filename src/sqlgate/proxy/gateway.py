@@ -93,9 +93,7 @@ class Gateway:
         try:
             async with asyncio.timeout(target.connect_timeout_seconds):
                 reader, writer = await asyncio.open_connection(target.host, target.port)
-                writer.write(
-                    CancelRequest(backend.key.process_id, backend.key.secret_key).encode()
-                )
+                writer.write(CancelRequest(backend.key.process_id, backend.key.secret_key).encode())
                 await writer.drain()
                 await reader.read(1)  # the server closes the connection when done
                 writer.close()
@@ -134,8 +132,12 @@ class Gateway:
         address = self.config.listen.address("postgres")
         if address is not None:
             server = await asyncio.start_server(
-                self._accept_postgres, address[0], address[1],
-                reuse_port=reuse_port or None, limit=2**20, backlog=1024,
+                self._accept_postgres,
+                address[0],
+                address[1],
+                reuse_port=reuse_port or None,
+                limit=2**20,
+                backlog=1024,
             )
             self._servers.append(server)
             sockname = server.sockets[0].getsockname()

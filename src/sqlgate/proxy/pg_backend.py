@@ -80,8 +80,9 @@ async def connect_backend(
         async with asyncio.timeout(target.connect_timeout_seconds):
             reader, writer = await asyncio.open_connection(target.host, target.port)
             try:
-                return await _login(reader, writer, target, credentials, client_params, ctx,
-                                    max_message_bytes)
+                return await _login(
+                    reader, writer, target, credentials, client_params, ctx, max_message_bytes
+                )
             except BaseException:
                 writer.close()
                 raise

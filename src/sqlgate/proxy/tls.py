@@ -57,7 +57,9 @@ def client_facing_context(config: TlsConfig) -> ssl.SSLContext:
         try:
             ctx.load_cert_chain(config.cert, config.key)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot load tls.cert/tls.key ({config.cert}, {config.key}): {exc}") from None
+            raise ConfigError(
+                f"cannot load tls.cert/tls.key ({config.cert}, {config.key}): {exc}"
+            ) from None
         return ctx
     cert_pem, key_pem = self_signed_pem()
     with tempfile.TemporaryDirectory() as tmp:

@@ -55,9 +55,7 @@ class FrameBuffer:
             if length < 4 or length > limit:
                 if length < 4:
                     raise ProtocolError(f"message length {length} is below the minimum of 4")
-                raise ProtocolError(
-                    f"message of {length} bytes exceeds the limit of {limit} bytes"
-                )
+                raise ProtocolError(f"message of {length} bytes exceeds the limit of {limit} bytes")
             end = pos + 1 + length
             if end > size:
                 self._need = end - pos

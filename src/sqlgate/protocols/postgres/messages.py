@@ -143,8 +143,10 @@ class CancelRequest:
     secret_key: int
 
     def encode(self) -> bytes:
-        return _I32.pack(16) + _I32.pack(CANCEL_REQUEST_CODE) + struct.pack(
-            "!iI", self.process_id, self.secret_key
+        return (
+            _I32.pack(16)
+            + _I32.pack(CANCEL_REQUEST_CODE)
+            + struct.pack("!iI", self.process_id, self.secret_key)
         )
 
 
@@ -381,8 +383,20 @@ def _decode_function_call(r: _Reader) -> FunctionCall:
 
 
 FrontendMessage = (
-    Query | Parse | Bind | Describe | Execute | Close | Sync | Flush | Terminate | PasswordMessage
-    | FunctionCall | CopyData | CopyDone | CopyFail
+    Query
+    | Parse
+    | Bind
+    | Describe
+    | Execute
+    | Close
+    | Sync
+    | Flush
+    | Terminate
+    | PasswordMessage
+    | FunctionCall
+    | CopyData
+    | CopyDone
+    | CopyFail
 )
 
 _FRONTEND: dict[int, Callable[[_Reader], FrontendMessage]] = {
@@ -474,8 +488,12 @@ class AuthenticationOther:
 
 
 Authentication = (
-    AuthenticationOk | AuthenticationCleartextPassword | AuthenticationMD5Password
-    | AuthenticationSASL | AuthenticationSASLContinue | AuthenticationSASLFinal
+    AuthenticationOk
+    | AuthenticationCleartextPassword
+    | AuthenticationMD5Password
+    | AuthenticationSASL
+    | AuthenticationSASLContinue
+    | AuthenticationSASLFinal
     | AuthenticationOther
 )
 
@@ -547,8 +565,14 @@ class RowDescription:
     def encode(self) -> bytes:
         body = _I16.pack(len(self.fields)) + b"".join(
             _cstr(f.name)
-            + _FIELD.pack(f.table_oid, f.column_number, f.type_oid, f.type_size,
-                          f.type_modifier, f.format_code)
+            + _FIELD.pack(
+                f.table_oid,
+                f.column_number,
+                f.type_oid,
+                f.type_size,
+                f.type_modifier,
+                f.format_code,
+            )
             for f in self.fields
         )
         return frame(b"T", body)
@@ -738,11 +762,28 @@ def _decode_ready(r: _Reader) -> ReadyForQuery:
 
 
 BackendMessage = (
-    Authentication | ParameterStatus | BackendKeyData | ReadyForQuery | RowDescription | DataRow
-    | CommandComplete | EmptyQueryResponse | ErrorResponse | NoticeResponse
-    | NotificationResponse | ParseComplete | BindComplete | CloseComplete | NoData
-    | PortalSuspended | ParameterDescription | CopyResponse | CopyData | CopyDone
-    | NegotiateProtocolVersion | FunctionCallResponse
+    Authentication
+    | ParameterStatus
+    | BackendKeyData
+    | ReadyForQuery
+    | RowDescription
+    | DataRow
+    | CommandComplete
+    | EmptyQueryResponse
+    | ErrorResponse
+    | NoticeResponse
+    | NotificationResponse
+    | ParseComplete
+    | BindComplete
+    | CloseComplete
+    | NoData
+    | PortalSuspended
+    | ParameterDescription
+    | CopyResponse
+    | CopyData
+    | CopyDone
+    | NegotiateProtocolVersion
+    | FunctionCallResponse
 )
 
 _BACKEND: dict[int, Callable[[_Reader], BackendMessage]] = {

@@ -92,5 +92,6 @@ class ServerAuthExchange:
         assert isinstance(message, AuthenticationOther)
         raise BackendError(
             f"the server asks for an authentication method sqlgate does not support "
-            f"(code {message.code}); use scram-sha-256, md5, password or trust for the gateway's login"
+            f"(code {message.code}); use scram-sha-256, md5, password or trust for the "
+            "gateway's login"
         )

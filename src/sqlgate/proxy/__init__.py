@@ -1,0 +1,1 @@
+"""The asyncio side: listeners and per-connection sessions wired to the sans-IO codecs."""
