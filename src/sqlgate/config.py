@@ -342,6 +342,10 @@ class LoggingConfig(_Model):
     json_format: bool = Field(default=False, alias="json")
 
 
+class ApiConfig(_Model):
+    admin_groups: list[str] = Field(default_factory=list)  # empty: the approvers' groups
+
+
 class ServerConfig(_Model):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     workers: int = Field(default=1, ge=1)
@@ -359,6 +363,11 @@ class Config(_Model):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+
+    @property
+    def admin_groups(self) -> frozenset[str]:
+        return frozenset(self.api.admin_groups or self.approvals.approvers)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

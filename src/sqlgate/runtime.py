@@ -8,9 +8,12 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
 
 from sqlgate.api.app import AdminServer, build_app, start_admin
+from sqlgate.api.auth import require_identity
 from sqlgate.config import Config, load_config
 from sqlgate.errors import ConfigError
 from sqlgate.identity import (
@@ -75,6 +78,7 @@ class Runtime:
     policies: PolicyService | None = None
     admin: AdminServer | None = None
     dev_issuer: DevIssuer | None = None
+    verifier: MultiIssuerValidator | None = None
     _jwks: JwksCache | None = None
     _admin_task: asyncio.Task[None] | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -106,7 +110,9 @@ class Runtime:
                 self.dev_issuer.issuer,
             )
         limiter = FailedLoginLimiter(config.identity.failed_logins_per_minute)
-        authenticator = TokenAuthenticator(MultiIssuerValidator(validators), limiter)
+        self.verifier = MultiIssuerValidator(validators)
+        authenticator = TokenAuthenticator(self.verifier, limiter)
+        routes.append(Route("/api/reload", self._api_reload, methods=["POST"]))
         self.policies = PolicyService(config)
         self.gateway = Gateway(config, authenticator, self.policies)
         await self.gateway.start(reuse_port=reuse_port)
@@ -122,21 +128,38 @@ class Runtime:
             checks["jwks"] = self._jwks.ready
         return checks
 
-    def reload(self) -> None:
-        """Re-read the config file; a broken one is rejected and the running one kept."""
+    def reload(self) -> str | None:
+        """Re-read the config file; a broken one is rejected and the running one kept.
+
+        Returns None on success, else why the new config was rejected. Policies apply to
+        live sessions from their next statement; listeners and targets need a restart.
+        """
         if self.config_path is None or self.policies is None:
-            return
+            return "no config file to reload from"
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
             log.error("config reload rejected, keeping the running config: %s", exc)
-            return
+            return str(exc)
         self.policies.reload(new)
+        self.config = new
+        if self.gateway is not None:
+            self.gateway.config = new
         log.info(
             "config reloaded from %s (policy version %d)",
             self.config_path,
             self.policies.policies.version,
         )
+        return None
+
+    async def _api_reload(self, request: Request) -> JSONResponse:
+        assert self.verifier is not None and self.policies is not None
+        identity = await require_identity(request, self.verifier, self.config.admin_groups)
+        log.info("reload requested through the API by %s", identity.display)
+        problem = self.reload()
+        if problem is not None:
+            return JSONResponse({"reloaded": False, "error": problem}, status_code=422)
+        return JSONResponse({"reloaded": True, "policy_version": self.policies.policies.version})
 
     def request_stop(self) -> None:
         self._stop.set()
