@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import ssl
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
