@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import Protocol
 
 from sqlgate.core import Decision, Identity, Statement
+from sqlgate.masking import ResultPlanner
 
 
 class SessionHooks(Protocol):
     """One per client session: judges each statement the client sends."""
 
     identity: Identity
+    planner: ResultPlanner | None  # None: results pass through unread
 
     def judge(self, statement: Statement) -> Decision:
         """Decide synchronously; must be cheap on repeat (cached)."""

@@ -29,6 +29,7 @@ from sqlgate.identity import (
 )
 from sqlgate.policy.session import PolicyService
 from sqlgate.proxy.gateway import Gateway
+from sqlgate.proxy.pg_catalog import PgCatalog
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class Runtime:
     _jwks: JwksCache | None = None
     _admin_task: asyncio.Task[None] | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _catalogs: dict[str, PgCatalog] = field(default_factory=dict)
 
     async def start(self, *, reuse_port: bool = False) -> None:
         config = self.config
@@ -113,13 +115,24 @@ class Runtime:
         self.verifier = MultiIssuerValidator(validators)
         authenticator = TokenAuthenticator(self.verifier, limiter)
         routes.append(Route("/api/reload", self._api_reload, methods=["POST"]))
-        self.policies = PolicyService(config)
+        self.policies = PolicyService(config, self.catalog_for)
         self.gateway = Gateway(config, authenticator, self.policies)
         await self.gateway.start(reuse_port=reuse_port)
         admin = config.listen.address("admin")
         if admin is not None:
             app = build_app(self.readiness, routes)
             self.admin, self._admin_task = await start_admin(app, admin[0], admin[1])
+
+    def catalog_for(self, target: str) -> PgCatalog:
+        """The shared catalog cache of one target (for masking provenance)."""
+        catalog = self._catalogs.get(target)
+        if catalog is None:
+            config = self.config.target(target)
+            if config is None:
+                raise ConfigError(f"unknown target {target!r}")
+            catalog = PgCatalog(config, self.config.limits.max_message_bytes)
+            self._catalogs[target] = catalog
+        return catalog
 
     def readiness(self) -> dict[str, bool]:
         gateway = self.gateway
@@ -175,6 +188,8 @@ class Runtime:
             await self._admin_task
         if self._jwks is not None:
             await self._jwks.aclose()
+        for catalog in self._catalogs.values():
+            await catalog.close()
 
 
 async def serve(config_path: Path, *, reuse_port: bool = False) -> None:

@@ -15,6 +15,7 @@ from tests.support.pgserver import PgServer, start_pg_server
 
 SVC_PASSWORD = secrets.token_hex(12)
 os.environ["SQLGATE_TEST_SVC_PASSWORD"] = SVC_PASSWORD
+os.environ.setdefault("SQLGATE_TEST_MASK_KEY", secrets.token_hex(32))
 
 SEED = """
 CREATE TABLE users (id serial PRIMARY KEY, name text, email text, ssn text, phone text,
@@ -23,6 +24,10 @@ INSERT INTO users (name, email, ssn, phone, card) VALUES
   ('Alice Archer', 'alice@example.com', '123-45-6789', '+1 415 555 0101', '4111111111111111'),
   ('Bob Baker', 'bob@example.org', '987-65-4321', '+1 212 555 0199', '5500005555555559'),
   ('Carol Chen', 'carol@example.net', '555-12-3456', '+44 20 7946 0958', '340000000000009');
+CREATE VIEW user_contacts AS SELECT id, name AS full_name, email FROM users;
+CREATE VIEW contacts_again AS SELECT c.id, c.email AS mail FROM user_contacts c;
+CREATE MATERIALIZED VIEW user_emails AS SELECT id, lower(email) AS e FROM users;
+CREATE FUNCTION email_of(uid int) RETURNS text LANGUAGE sql AS 'SELECT email FROM users WHERE id = uid';
 CREATE TABLE orders (id serial PRIMARY KEY, user_id int REFERENCES users(id), amount numeric);
 INSERT INTO orders (user_id, amount) SELECT 1 + (g % 3), g FROM generate_series(1, 100) g;
 """
@@ -37,6 +42,23 @@ POLICIES = """
       - {action: block, operations: [update_without_where, delete_without_where]}
       - {action: review, categories: [ddl]}
       - {action: allow, categories: [read, write, tcl, session, copy_out, copy_in]}
+    default: block
+  - name: masked-agents
+    when: {groups: [pii-agent]}
+    rules:
+      - {action: allow, categories: [read, tcl, session, copy_out]}
+    masks:
+      - {columns: [public.users.email, public.users.card], strategy: redact}
+      - {columns: ["*.ssn"], strategy: partial, keep_last: 4}
+      - {columns: [users.phone], strategy: partial, keep_last: 4}
+      - {columns: [public.users.name], strategy: hash}
+      - {columns: [public.orders.user_id], strategy: hash}
+    default: block
+  - name: detecting-agents
+    when: {groups: [detector-agent]}
+    rules:
+      - {action: allow, categories: [read, tcl, session]}
+    detectors: [email, credit_card, ssn, phone]
     default: block
   - name: humans
     when: {groups: [engineering]}
@@ -85,3 +107,8 @@ def human_token(gateway: RunningGateway) -> str:
 @pytest.fixture(scope="session")
 def agent_token(gateway: RunningGateway) -> str:
     return gateway.token("agent-7", ["code-assistant"])
+
+
+@pytest.fixture(scope="session")
+def pii_token(gateway: RunningGateway) -> str:
+    return gateway.token("agent-pii", ["pii-agent"])

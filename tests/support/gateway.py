@@ -101,6 +101,8 @@ targets:
 {target_extra}
 server:
   shutdown_grace_seconds: 5
+masking:
+  hash_key_env: SQLGATE_TEST_MASK_KEY
 {extra}
 policies:
 {policies}

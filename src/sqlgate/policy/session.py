@@ -7,10 +7,15 @@ Session state that changes what a statement means lives here: SQL-level prepared
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+from collections.abc import Callable
 from dataclasses import replace
 
-from sqlgate.config import Config
+from sqlgate.config import Config, MaskStrategy
 from sqlgate.core import Decision, Identity, Statement, StatementSource, Verdict
+from sqlgate.errors import ConfigError
+from sqlgate.masking import Catalog, MaskSet, MaskSettings, ResultPlanner
 from sqlgate.policy.engine import CompiledPolicy, PolicySet
 from sqlgate.sql import Category, SqlParseError, StatementAnalysis, analyze
 
@@ -19,22 +24,48 @@ log = logging.getLogger(__name__)
 _CACHE_LIMIT = 20_000
 
 Analysis = tuple[StatementAnalysis, ...] | SqlParseError
+CatalogLookup = Callable[[str], Catalog]
 
 
 class PolicyService:
     """Holds the current policies and the caches shared by every session (SessionFactory)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, catalog_for: CatalogLookup | None = None) -> None:
         self.config = config
         self.policies = PolicySet(config)
+        self.catalog_for = catalog_for
+        self.mask_settings = mask_settings(config)
         self._analyses: dict[tuple[str, tuple[str, ...]], Analysis] = {}
         self._decisions: dict[tuple[str, str, tuple[str, ...]], Decision] = {}
+        self._planners: dict[tuple[str, str], ResultPlanner] = {}
+
+    def planner(self, policy: CompiledPolicy, target: str) -> ResultPlanner | None:
+        """The result planner for a policy on a target; None when the policy masks nothing."""
+        if not (policy.config.masks or policy.config.detectors) or self.catalog_for is None:
+            return None
+        key = (policy.name, target)
+        planner = self._planners.get(key)
+        if planner is None:
+            detector = None
+            if policy.config.detectors:
+                from sqlgate.masking.detectors import DetectorSet
+
+                detector = DetectorSet(policy.config.detectors,
+                                       self.config.masking.redact_marker).mask_bytes
+            planner = ResultPlanner(
+                MaskSet(policy.config.masks), self.mask_settings, self.catalog_for(target),
+                lambda sql: self.analyze(sql, ("public",)), detector,
+            )
+            self._planners[key] = planner
+        return planner
 
     def reload(self, config: Config) -> None:
         """Swap in a new config; live sessions pick up their policy at the next statement."""
         self.policies = PolicySet(config, self.policies.version + 1)
         self.config = config
+        self.mask_settings = mask_settings(config)
         self._decisions.clear()
+        self._planners.clear()
 
     def open_session(self, identity: Identity, target: str) -> PolicySession | None:
         policy = self.policies.policy_for(identity, target)
@@ -77,6 +108,7 @@ class PolicySession:
         self.identity = identity
         self.target = target
         self.policy: CompiledPolicy | None = policy
+        self.planner = service.planner(policy, target)
         self._version = service.policies.version
         self.search_path: tuple[str, ...] = ("public",)
         self.prepared: dict[str, tuple[StatementAnalysis, ...]] = {}
@@ -85,6 +117,8 @@ class PolicySession:
         if self._version != self.service.policies.version:
             self._version = self.service.policies.version
             self.policy = self.service.policies.policy_for(self.identity, self.target)
+            if self.policy is not None:
+                self.planner = self.service.planner(self.policy, self.target)
         return self.policy
 
     def judge(self, statement: Statement) -> Decision:
@@ -97,6 +131,9 @@ class PolicySession:
                 "no policy grants this identity access to this target any more",
             )
         if statement.source is StatementSource.FUNCTION_CALL:
+            if self.planner is not None:
+                return Decision(Verdict.BLOCK, policy.name, None,
+                                "fast-path function calls bypass result masking")
             return policy.decide((_function_call(statement.sql),))
         cached = self.service.cached_decision(policy.name, statement.sql, self.search_path)
         if cached is not None:
@@ -106,8 +143,30 @@ class PolicySession:
             return policy.unparsable(str(analysis))
         resolved = tuple(self._resolve_execute(a) for a in analysis)
         decision = policy.decide(resolved)
+        if decision.verdict is not Verdict.BLOCK and self.planner is not None:
+            decision = self._refuse_unmaskable_copy(policy, resolved, decision)
         if resolved == analysis:  # depends on nothing but the text: safe to share
             self.service.remember_decision(policy.name, statement.sql, self.search_path, decision)
+        return decision
+
+    def _refuse_unmaskable_copy(
+        self, policy: CompiledPolicy, analyses: tuple[StatementAnalysis, ...], decision: Decision
+    ) -> Decision:
+        """COPY TO STDOUT streams rows the masker does not see: refuse it where masks may apply."""
+        assert self.planner is not None
+        for item in analyses:
+            if item.category is not Category.COPY_OUT:
+                continue
+            exposed = self.planner.detector is not None or any(
+                self.planner.masks.could_match_table(*_schema_table(t)) for t in item.tables
+            ) or not item.tables
+            if exposed:
+                return Decision(
+                    Verdict.BLOCK, policy.name, None,
+                    "COPY ... TO is refused where masked columns could be copied; "
+                    "use SELECT, whose results are masked",
+                    category=item.category.value, operations=item.operations,
+                )
         return decision
 
     def _resolve_execute(self, analysis: StatementAnalysis) -> StatementAnalysis:
@@ -150,6 +209,27 @@ class PolicySession:
                 self.prepared.clear()
             if item.search_path is not None:
                 self.search_path = item.search_path
+
+
+def _schema_table(qualified: str) -> tuple[str, str]:
+    schema, _, table = qualified.partition(".")
+    return schema.strip('"'), table.strip('"')
+
+
+def mask_settings(config: Config) -> MaskSettings:
+    """The marker and the hash key; the key must be shared by replicas, so it comes from env."""
+    uses_hash = any(m.strategy is MaskStrategy.HASH for p in config.policies for m in p.masks)
+    env = config.masking.hash_key_env
+    key = os.environ.get(env) if env else None
+    if key is None:
+        if uses_hash:
+            raise ConfigError(
+                "a mask uses the `hash` strategy but no key is set: put a long random secret "
+                "in an environment variable and name it in masking.hash_key_env"
+                + (f" ({env} is not set)" if env else "")
+            )
+        key = secrets.token_hex(32)
+    return MaskSettings(config.masking.redact_marker, key.encode())
 
 
 def _function_call(text: str) -> StatementAnalysis:

@@ -19,8 +19,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlgate.config import ExpiryAction
-from sqlgate.core import Decision, Dialect, Identity, Statement, StatementSource, Verdict
+from sqlgate.core import (
+    ColumnDescription,
+    Decision,
+    Dialect,
+    Identity,
+    Statement,
+    StatementSource,
+    Verdict,
+)
 from sqlgate.errors import AuthenticationFailed, BackendError, ProtocolError
+from sqlgate.masking import RowPlan
+from sqlgate.protocols.postgres.datarow import build_data_row, split_data_row
 from sqlgate.protocols.postgres.framing import FrameBuffer
 from sqlgate.protocols.postgres.messages import (
     AuthenticationCleartextPassword,
@@ -28,6 +38,8 @@ from sqlgate.protocols.postgres.messages import (
     BackendKeyData,
     Bind,
     CancelRequest,
+    Close,
+    Describe,
     Execute,
     GSSENCRequest,
     NegotiateProtocolVersion,
@@ -54,7 +66,13 @@ log = logging.getLogger(__name__)
 READ_SIZE = 256 * 1024
 _Q, _P, _F, _X, _S, _H = (ord(c) for c in "QPFXSH")
 _Z, _E, _ONE, _TWO = ord("Z"), ord("E"), ord("1"), ord("2")
+_B, _D, _EXECUTE, _CLOSE = ord("B"), ord("D"), ord("E"), ord("C")
+_STATEMENTS = frozenset({_Q, _P, _F})
 _INTERCEPTED = frozenset({_Q, _P, _F, _X})
+# With masking, the gateway must know which statement each result belongs to.
+_INTERCEPTED_MASKING = _INTERCEPTED | {_B, _D, _EXECUTE, _CLOSE}
+_T, _N_DATA, _DATA_ROW, _C_COMPLETE = ord("T"), ord("n"), ord("D"), ord("C")
+_DDL_TAGS = (b"CREATE", b"ALTER", b"DROP", b"COMMENT", b"GRANT", b"REVOKE", b"SECURITY")
 _REFUSAL_PREFIX = "sqlgate-refusal:"
 
 
@@ -70,6 +88,16 @@ class _Substitution:
     error: bytes  # the ErrorResponse frame the client gets instead of the server's
     sync_seq: int  # the ReadyForQuery number that ends the request
     extended: bool  # sent as Parse/Bind/Execute: the ParseComplete/BindComplete are dropped
+
+
+@dataclass(slots=True)
+class _Describe:
+    """A Describe whose RowDescription (or NoData) the server has yet to send."""
+
+    unit: int  # the ReadyForQuery number of its Sync
+    sql: str | None
+    portal: bool  # a portal description: rows of an Execute follow it
+    injected: bool  # sent by the gateway, so its answer is not forwarded
 
 
 def _is_loopback(host: str) -> bool:
@@ -102,6 +130,13 @@ class PgClientSession:
         self._subs: deque[_Substitution] = deque()
         self._skip_to_sync = False
         self._held: list[bytes] = []  # Parse/BindComplete that may belong to a refusal
+        # Masking bookkeeping (only used when the policy masks something):
+        self._statement_sql: dict[str, str] = {}  # prepared statement name -> SQL
+        self._portal_statement: dict[str, str] = {}  # portal -> statement name
+        self._simple_sql: dict[int, str] = {}  # ReadyForQuery number -> simple Query SQL
+        self._describes: deque[_Describe] = deque()  # awaiting RowDescription/NoData
+        self._described_portal: str | None = None
+        self._plan: RowPlan | None = None
         self._draining = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -307,7 +342,8 @@ class PgClientSession:
         assert self.backend is not None
         reader, server = self.reader, self.backend.writer
         frames = FrameBuffer(self.config.limits.max_message_bytes)
-        intercepted = _INTERCEPTED
+        masking = self.hooks is not None and self.hooks.planner is not None
+        intercepted = _INTERCEPTED_MASKING if masking else _INTERCEPTED
         while True:
             data = await reader.read(READ_SIZE)
             if not data:
@@ -328,6 +364,7 @@ class PgClientSession:
                     continue
                 if type_code == _S:
                     self._syncs_sent += 1
+                    self._described_portal = None
                 elif type_code in intercepted:
                     if run < start:
                         out.append(chunk[run:start])
@@ -337,7 +374,10 @@ class PgClientSession:
                         server.write(b"".join(out))
                         await server.drain()
                         return
-                    out.append(await self._on_request(type_code, chunk[start:end], out))
+                    if type_code in _STATEMENTS:
+                        out.append(await self._on_request(type_code, chunk[start:end], out))
+                    else:
+                        out.append(self._track_extended(type_code, chunk[start:end]))
             if run == 0 and not out:
                 server.write(chunk)
             else:
@@ -382,10 +422,48 @@ class PgClientSession:
             decision = await self.hooks.resolve_review(statement, decision)
         if decision.verdict is Verdict.ALLOW:
             self.hooks.statement_forwarded(statement, decision)
-            if type_code != _P:
+            self._described_portal = None
+            if type_code == _P:
+                self._statement_sql[statement.prepared_name or ""] = statement.sql
+            else:
                 self._syncs_sent += 1
+                if type_code == _Q:
+                    self._simple_sql[self._syncs_sent] = statement.sql
             return raw
         return self._refuse(type_code, decision)
+
+    def _track_extended(self, type_code: int, raw: bytes) -> bytes:
+        """Note which statement each portal runs, so each result is masked by its own plan.
+
+        Before an Execute that the client did not describe, the gateway sends its own
+        Describe of the portal, whose answer it uses and does not forward.
+        """
+        message = decode_frontend(type_code, raw[5:])
+        unit = self._syncs_sent + 1
+        if isinstance(message, Bind):
+            self._portal_statement[message.portal] = message.statement
+        elif isinstance(message, Describe):
+            if message.kind == "P":
+                sql = self._statement_sql.get(self._portal_statement.get(message.name, ""))
+                self._describes.append(_Describe(unit, sql, True, False))
+                self._described_portal = message.name
+                return raw
+            self._describes.append(
+                _Describe(unit, self._statement_sql.get(message.name), False, False)
+            )
+        elif isinstance(message, Execute):
+            if self._described_portal != message.portal:
+                sql = self._statement_sql.get(self._portal_statement.get(message.portal, ""))
+                self._describes.append(_Describe(unit, sql, True, True))
+                self._described_portal = None
+                return Describe("P", message.portal).encode() + raw
+        elif isinstance(message, Close):
+            if message.kind == "S":
+                self._statement_sql.pop(message.name, None)
+            else:
+                self._portal_statement.pop(message.name, None)
+        self._described_portal = None
+        return raw
 
     def _refuse(self, type_code: int, decision: Decision) -> bytes:
         """Bytes that make the server raise in place of the refused request."""
@@ -434,16 +512,17 @@ class PgClientSession:
         raise _Closed
 
     async def _server_to_client(self) -> None:
-        assert self.backend is not None
+        assert self.backend is not None and self.hooks is not None
         reader, client = self.backend.reader, self.writer
         frames = FrameBuffer(self.config.limits.max_message_bytes)
+        masking = self.hooks.planner is not None
         while True:
             data = await reader.read(READ_SIZE)
             if not data:
                 return
             chunk, found = frames.push(data)
-            if self._subs or self._held:
-                client.write(self._rewrite_refusals(chunk, found))
+            if masking or self._subs or self._held:
+                client.write(await self._process_frames(chunk, found))
             else:
                 for type_code, start, _end in found:
                     if type_code == _Z:
@@ -457,12 +536,26 @@ class PgClientSession:
                 )
                 return
 
-    def _rewrite_refusals(self, chunk: bytes, found: list[tuple[int, int, int]]) -> bytes:
-        """Swap each refusal's server error for the gateway's, dropping its Parse/BindComplete."""
+    async def _process_frames(self, chunk: bytes, found: list[tuple[int, int, int]]) -> bytes:
+        """The slow path: refusal errors swapped in, result rows masked, the rest as is."""
         out: list[bytes] = []
         held = self._held
         subs = self._subs
+        run = 0  # start of the not yet copied pass-through run
         for type_code, start, end in found:
+            if type_code == _DATA_ROW:
+                plan = self._plan
+                if plan is None:
+                    continue
+                values = split_data_row(chunk[start:end])
+                plan.apply(values)
+                out.append(chunk[run:start])
+                out.append(build_data_row(values))
+                run = end
+                continue
+            if run < start:
+                out.append(chunk[run:start])
+            run = end
             raw = chunk[start:end]
             if subs and subs[0].extended and (type_code == _ONE or type_code == _TWO):
                 held.append(raw)
@@ -476,14 +569,56 @@ class PgClientSession:
             if held:
                 out.extend(held)
                 held.clear()
-            if type_code == _Z:
+            if type_code == _T or type_code == _N_DATA:
+                if not await self._describe_answered(type_code, raw):
+                    continue  # the answer to the gateway's own Describe
+            elif type_code == _C_COMPLETE:
+                self._plan = None
+                if raw[5:].startswith(_DDL_TAGS) and self.hooks and self.hooks.planner:
+                    self.hooks.planner.catalog.invalidate()
+            elif type_code == _Z:
                 self._rfq_seen += 1
                 self.transaction_status = chr(chunk[start + 5])
+                self._plan = None
+                self._simple_sql.pop(self._rfq_seen, None)
                 while subs and subs[0].sync_seq <= self._rfq_seen:
                     subs.popleft()  # the server skipped it after an earlier error
+                describes = self._describes
+                while describes and describes[0].unit <= self._rfq_seen:
+                    describes.popleft()  # skipped after an error
             out.append(raw)
+        if run < len(chunk):
+            out.append(chunk[run:])
         return b"".join(out)
 
+    async def _describe_answered(self, type_code: int, raw: bytes) -> bool:
+        """Set the masking plan for the rows that follow; False to drop the message."""
+        planner = self.hooks.planner if self.hooks else None
+        unit = self._rfq_seen + 1
+        sql = self._simple_sql.get(unit)
+        describe = None
+        if sql is None:
+            describes = self._describes
+            while describes and describes[0].unit < unit:
+                describes.popleft()
+            if describes:
+                describe = describes.popleft()
+                sql = describe.sql
+        if planner is None:
+            return True
+        if type_code == _N_DATA:
+            self._plan = None
+        elif describe is None or describe.portal:
+            message = decode_backend(type_code, raw[5:])
+            columns = [
+                ColumnDescription(f.name, f.type_oid, f.table_oid, f.column_number,
+                                  f.format_code)
+                for f in getattr(message, "fields", ())
+            ]
+            if sql is None:
+                sql = ""  # unknown statement: its derived columns are treated as tainted
+            self._plan = await planner.plan(sql, columns)
+        return describe is None or not describe.injected
 
 def decision_message(decision: Decision) -> str:
     where = f'policy "{decision.policy}" {decision.rule_label}' if decision.policy else "policy"
