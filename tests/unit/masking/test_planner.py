@@ -21,7 +21,7 @@ VIEW2 = Relation(400, "public", "calc", "v", {1: "n"}, "SELECT length(email) AS 
 class MemoryCatalog:
     """A catalog held in a dict: the planner's logic without a server."""
 
-    def __init__(self, relations: list[Relation], user_functions: set[str] = set()) -> None:
+    def __init__(self, relations: list[Relation], user_functions: frozenset[str] = frozenset()) -> None:
         self.by_oid = {r.oid: r for r in relations}
         self.by_name = {r.qualified: r for r in relations}
         self.functions = user_functions
@@ -40,7 +40,7 @@ class MemoryCatalog:
         self.invalidations += 1
 
 
-def planner(functions: set[str] = set()) -> ResultPlanner:
+def planner(functions: frozenset[str] = frozenset()) -> ResultPlanner:
     masks = MaskSet([MaskRule(columns=["public.users.email"], strategy=MaskStrategy.REDACT)])
     return ResultPlanner(masks, MaskSettings("****", b"k"),
                          MemoryCatalog([USERS, ORDERS, VIEW, VIEW2], functions),
@@ -88,7 +88,7 @@ async def test_whole_row_reference_taints() -> None:
 
 
 async def test_user_function_taints_even_without_tables() -> None:
-    plan = await planner({"email_of"}).plan("SELECT email_of(1)", [col("email_of")])
+    plan = await planner(frozenset({"email_of"})).plan("SELECT email_of(1)", [col("email_of")])
     assert masked(plan) == [0]
     assert await planner().plan("SELECT lower('X')", [col("lower")]) is None
 
