@@ -80,15 +80,16 @@ policies:
 
 
 @contextmanager
-def sqlgate(pg: PgServer, work: Path, policies: str, extra: str = "") -> Iterator[Gateway]:
+def sqlgate(pg: PgServer, work: Path, policies: str, extra: str = "",
+            workers: int = 1) -> Iterator[Gateway]:
     config = work / "sqlgate.yaml"
     text = gateway_config(pg, work, policies, extra)
     config.write_text(text)
     port = int(text.split("postgres: 127.0.0.1:")[1].split()[0])
     admin = int(text.split("admin: 127.0.0.1:")[1].split()[0])
     env = {**os.environ, "SQLGATE_BENCH_SVC_PASSWORD": SVC_PASSWORD}
-    proc = subprocess.Popen([sys.executable, "-m", "sqlgate.cli", "serve", "--config",
-                             str(config)], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "sqlgate.cli", "serve", "--workers",
+                             str(workers), "--config", str(config)], env=env)
     try:
         deadline = time.monotonic() + 30
         while True:

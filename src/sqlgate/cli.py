@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,8 +31,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     setup_logging(config.logging.level, config.logging.json_format)
-    _run_async(serve(Path(args.config)))
-    return 0
+    workers = args.workers if args.workers is not None else config.server.workers
+    if workers == 0:
+        workers = os.cpu_count() or 1
+    if workers == 1:
+        _run_async(serve(Path(args.config)))
+        return 0
+
+    def run_worker(index: int, count: int, supervisor_pid: int) -> None:
+        _run_async(serve(Path(args.config), worker=(index, count), supervisor_pid=supervisor_pid))
+
+    from sqlgate.supervisor import supervise
+
+    return supervise(workers, run_worker)
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -135,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--config", "-c", required=True, help="path to sqlgate.yaml")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="worker processes sharing the port (default: server.workers, "
+                       "whose default 0 means one per CPU core)")
     serve.set_defaults(func=cmd_serve)
 
     token = sub.add_parser("token", help="mint a development token (identity.dev_issuer only)")

@@ -348,7 +348,7 @@ class ApiConfig(_Model):
 
 class ServerConfig(_Model):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
-    workers: int = Field(default=1, ge=1)
+    workers: int = Field(default=0, ge=0)  # 0: one worker process per CPU core
 
 
 class Config(_Model):

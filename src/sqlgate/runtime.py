@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,8 @@ class Runtime:
     policies: PolicyService | None = None
     admin: AdminServer | None = None
     dev_issuer: DevIssuer | None = None
+    worker: tuple[int, int] = (0, 1)  # (index, count) when forked by the supervisor
+    supervisor_pid: int | None = None
     verifier: MultiIssuerValidator | None = None
     _jwks: JwksCache | None = None
     _admin_task: asyncio.Task[None] | None = None
@@ -116,10 +119,11 @@ class Runtime:
         authenticator = TokenAuthenticator(self.verifier, limiter)
         routes.append(Route("/api/reload", self._api_reload, methods=["POST"]))
         self.policies = PolicyService(config, self.catalog_for)
-        self.gateway = Gateway(config, authenticator, self.policies)
-        await self.gateway.start(reuse_port=reuse_port)
+        self.gateway = Gateway(config, authenticator, self.policies, worker=self.worker,
+                               supervisor_pid=self.supervisor_pid)
+        await self.gateway.start(reuse_port=reuse_port or self.worker[1] > 1)
         admin = config.listen.address("admin")
-        if admin is not None:
+        if admin is not None and self.worker[0] == 0:  # one admin listener per gateway
             app = build_app(self.readiness, routes)
             self.admin, self._admin_task = await start_admin(app, admin[0], admin[1])
 
@@ -169,6 +173,15 @@ class Runtime:
         assert self.verifier is not None and self.policies is not None
         identity = await require_identity(request, self.verifier, self.config.admin_groups)
         log.info("reload requested through the API by %s", identity.display)
+        if self.worker[1] > 1 and self.supervisor_pid is not None:
+            # Every worker must reload: check the file here, then let the supervisor
+            # pass SIGHUP to all of them.
+            try:
+                load_config(self.config_path) if self.config_path else None
+            except ConfigError as exc:
+                return JSONResponse({"reloaded": False, "error": str(exc)}, status_code=422)
+            os.kill(self.supervisor_pid, signal.SIGHUP)
+            return JSONResponse({"reloaded": True, "workers": self.worker[1]})
         problem = self.reload()
         if problem is not None:
             return JSONResponse({"reloaded": False, "error": problem}, status_code=422)
@@ -192,14 +205,17 @@ class Runtime:
             await catalog.close()
 
 
-async def serve(config_path: Path, *, reuse_port: bool = False) -> None:
-    runtime = Runtime(load_config(config_path), config_path)
-    await runtime.start(reuse_port=reuse_port)
+async def serve(
+    config_path: Path, *, worker: tuple[int, int] = (0, 1), supervisor_pid: int | None = None
+) -> None:
+    runtime = Runtime(load_config(config_path), config_path, worker=worker,
+                      supervisor_pid=supervisor_pid)
+    await runtime.start()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, runtime.request_stop)
     loop.add_signal_handler(signal.SIGINT, runtime.request_stop)
     loop.add_signal_handler(signal.SIGHUP, runtime.reload)
-    log.info("sqlgate ready")
+    log.info("sqlgate ready (worker %d of %d)", worker[0] + 1, worker[1])
     await runtime.wait()
     log.info("shutting down")
     await runtime.stop()

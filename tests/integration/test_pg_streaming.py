@@ -52,8 +52,8 @@ def test_one_gib_masked_result_streams_with_flat_memory(pg_server: PgServer,
     config = tmp_path / "sqlgate.yaml"
     config.write_text(gateway_yaml(pg_server.port, tmp_path, policies=POLICIES, admin_port=admin))
     port = int(config.read_text().split("postgres: 127.0.0.1:")[1].split()[0])
-    proc = subprocess.Popen([sys.executable, "-m", "sqlgate.cli", "serve", "--config",
-                             str(config)], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "sqlgate.cli", "serve", "--workers", "1",
+                             "--config", str(config)], stderr=subprocess.DEVNULL)
     try:
         for _ in range(200):
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import sys
 import time
 from pathlib import Path
@@ -63,7 +64,8 @@ def test_reload_and_graceful_drain(pg_server: PgServer, tmp_path: Path) -> None:
     config.write_text(gateway_yaml(pg_server.port, tmp_path, policies=POLICIES,
                                    admin_port=admin_port,
                                    extra="approvals: {approvers: [dba]}"))
-    proc = subprocess.Popen([*SQLGATE, "serve", "--config", str(config)], text=True,
+    proc = subprocess.Popen([*SQLGATE, "serve", "--workers", "2", "--config", str(config)],
+                            text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
     try:
         _wait_ready(admin_port, proc)
@@ -72,6 +74,18 @@ def test_reload_and_graceful_drain(pg_server: PgServer, tmp_path: Path) -> None:
         dsn = f"host=127.0.0.1 port={port} dbname=app user=erin password={token} sslmode=require"
         with psycopg.connect(dsn, autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM users").fetchone() == (3,)
+
+        # Cancel works whichever worker the cancel request lands on.
+        for _ in range(4):
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                started = time.monotonic()
+                conn.execute("SET statement_timeout = '8s'")
+                timer = threading.Timer(0.3, conn.cancel_safe)
+                timer.start()
+                with pytest.raises(psycopg.errors.QueryCanceled):
+                    conn.execute("SELECT pg_sleep(5)")
+                timer.join()
+                assert time.monotonic() - started < 4
 
         # Reload through the API: anonymous 401, non-admin 403, admin 200.
         url = f"http://127.0.0.1:{admin_port}/api/reload"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -35,8 +36,8 @@ class PolicyService:
         self.policies = PolicySet(config)
         self.catalog_for = catalog_for
         self.mask_settings = mask_settings(config)
-        self._analyses: dict[tuple[str, tuple[str, ...]], Analysis] = {}
-        self._decisions: dict[tuple[str, str, tuple[str, ...]], Decision] = {}
+        self._analyses: OrderedDict[tuple[str, tuple[str, ...]], Analysis] = OrderedDict()
+        self._decisions: OrderedDict[tuple[str, str, tuple[str, ...]], Decision] = OrderedDict()
         self._planners: dict[tuple[str, str], ResultPlanner] = {}
 
     def planner(self, policy: CompiledPolicy, target: str) -> ResultPlanner | None:
@@ -83,7 +84,7 @@ class PolicyService:
         except SqlParseError as exc:
             result = exc
         if len(self._analyses) >= _CACHE_LIMIT:
-            del self._analyses[next(iter(self._analyses))]
+            self._analyses.popitem(last=False)  # oldest first; O(1), unlike del d[next(iter(d))]
         self._analyses[key] = result
         return result
 
@@ -94,7 +95,7 @@ class PolicyService:
         self, policy: str, sql: str, path: tuple[str, ...], decision: Decision
     ) -> None:
         if len(self._decisions) >= _CACHE_LIMIT:
-            del self._decisions[next(iter(self._decisions))]
+            self._decisions.popitem(last=False)
         self._decisions[(policy, sql, path)] = decision
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
+import os
 import secrets
 import socket
 import ssl
+import struct
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -35,6 +39,8 @@ class Gateway:
         sessions: SessionFactory,
         *,
         on_login_failure: Callable[[str, str], None] | None = None,
+        worker: tuple[int, int] = (0, 1),
+        supervisor_pid: int | None = None,
     ) -> None:
         self.config = config
         self.authenticator = authenticator
@@ -46,6 +52,8 @@ class Gateway:
         self._servers: list[asyncio.Server] = []
         self._on_login_failure = on_login_failure
         self.bound: dict[str, tuple[str, int]] = {}
+        self.worker_index, self.worker_count = worker
+        self._supervisor_pid = supervisor_pid or os.getpid()
 
     # ------------------------------------------------------------------ wiring for sessions
 
@@ -63,9 +71,12 @@ class Gateway:
 
     def register(self, session: PgClientSession) -> tuple[int, int]:
         """A fresh (process id, secret) the client will use to cancel its own queries."""
+        # The process id tells which worker owns the session (pid % workers), so a cancel
+        # request that lands on another worker can be passed to the right one.
+        count, index = self.worker_count, self.worker_index
         while True:
-            pid = secrets.randbelow(2**31 - 2) + 1
-            if pid not in self._sessions:
+            pid = (secrets.randbelow((2**31 - 2) // count) * count + index) or count
+            if pid not in self._sessions and pid % count == index:
                 break
         self._sessions[pid] = session
         return pid, secrets.randbits(32)
@@ -80,6 +91,10 @@ class Gateway:
 
     async def cancel(self, process_id: int, secret_key: int) -> None:
         """Forward a CancelRequest to the server running that client's query, if it matches."""
+        owner = process_id % self.worker_count
+        if owner != self.worker_index:
+            await self._pass_cancel(owner, process_id, secret_key)
+            return
         session = self._sessions.get(process_id)
         if session is None or not hmac.compare_digest(
             session.secret_key.to_bytes(4, "big"), secret_key.to_bytes(4, "big")
@@ -100,6 +115,31 @@ class Gateway:
             log.info("session %d: cancel forwarded to the server", process_id)
         except (OSError, TimeoutError) as exc:
             log.warning("session %d: cancel could not reach the server: %s", process_id, exc)
+
+    def _cancel_socket(self, index: int) -> str:
+        return os.path.join(
+            tempfile.gettempdir(), f"sqlgate-cancel-{self._supervisor_pid}-{index}.sock"
+        )
+
+    async def _pass_cancel(self, owner: int, process_id: int, secret_key: int) -> None:
+        try:
+            _reader, writer = await asyncio.open_unix_connection(self._cancel_socket(owner))
+            writer.write(struct.pack("!iI", process_id, secret_key))
+            await writer.drain()
+            writer.close()
+        except OSError as exc:
+            log.warning("could not pass a cancel request to worker %d: %s", owner, exc)
+
+    async def _accept_cancel(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            process_id, secret_key = struct.unpack("!iI", await reader.readexactly(8))
+            await self.cancel(process_id, secret_key)
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            writer.close()
 
     # ------------------------------------------------------------------ listening
 
@@ -143,6 +183,12 @@ class Gateway:
             sockname = server.sockets[0].getsockname()
             self.bound["postgres"] = (sockname[0], sockname[1])
             log.info("PostgreSQL listener on %s:%d", *self.bound["postgres"])
+        if self.worker_count > 1:
+            path = self._cancel_socket(self.worker_index)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            self._servers.append(await asyncio.start_unix_server(self._accept_cancel, path))
+            os.chmod(path, 0o600)
 
     async def drain(self, grace_seconds: float) -> None:
         """Stop accepting, let running transactions finish, then close what is left."""
