@@ -7,6 +7,7 @@ the file, because a silently ignored typo in a security policy is a hole.
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import os
 import re
 from enum import StrEnum
@@ -29,6 +30,16 @@ from sqlgate.errors import ConfigError
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def is_loopback(host: str) -> bool:
+    """True for loopback addresses (127.0.0.0/8, ::1) and the name `localhost`."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse_hostport(value: str) -> tuple[str, int]:
@@ -100,6 +111,7 @@ class OidcConfig(_Model):
     jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
     jwks_max_age_seconds: float = Field(default=3600.0, gt=0)
     http_timeout_seconds: float = Field(default=5.0, gt=0)
+    ca_file: Path | None = None  # trust this CA for the IdP's HTTPS instead of the bundled roots
 
     @field_validator("algorithms")
     @classmethod

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from sqlgate.api.app import AdminServer, build_app, start_admin
 from sqlgate.api.auth import require_identity
-from sqlgate.config import Config, load_config
+from sqlgate.config import Config, is_loopback, load_config
 from sqlgate.errors import ConfigError
 from sqlgate.identity import (
     DevIssuer,
@@ -34,8 +34,6 @@ from sqlgate.proxy.pg_catalog import PgCatalog
 
 log = logging.getLogger(__name__)
 
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
-
 
 def dev_issuer_for(config: Config) -> DevIssuer:
     """The development issuer whose URL is derived from the admin listener."""
@@ -51,10 +49,14 @@ def check_dev_issuer_safety(config: Config) -> None:
         return
     hosts = [
         a[0]
-        for a in (config.listen.address("postgres"), config.listen.address("admin"))
+        for a in (
+            config.listen.address("postgres"),
+            config.listen.address("mysql"),
+            config.listen.address("admin"),
+        )
         if a is not None
     ]
-    exposed = [h for h in hosts if h not in LOOPBACK_HOSTS]
+    exposed = [h for h in hosts if not is_loopback(h)]
     if exposed and not config.identity.dev_issuer_force:
         raise ConfigError(
             f"identity.dev_issuer is for development only and a listener is not on loopback "
@@ -119,8 +121,13 @@ class Runtime:
         authenticator = TokenAuthenticator(self.verifier, limiter)
         routes.append(Route("/api/reload", self._api_reload, methods=["POST"]))
         self.policies = PolicyService(config, self.catalog_for)
-        self.gateway = Gateway(config, authenticator, self.policies, worker=self.worker,
-                               supervisor_pid=self.supervisor_pid)
+        self.gateway = Gateway(
+            config,
+            authenticator,
+            self.policies,
+            worker=self.worker,
+            supervisor_pid=self.supervisor_pid,
+        )
         await self.gateway.start(reuse_port=reuse_port or self.worker[1] > 1)
         admin = config.listen.address("admin")
         if admin is not None and self.worker[0] == 0:  # one admin listener per gateway
@@ -208,8 +215,9 @@ class Runtime:
 async def serve(
     config_path: Path, *, worker: tuple[int, int] = (0, 1), supervisor_pid: int | None = None
 ) -> None:
-    runtime = Runtime(load_config(config_path), config_path, worker=worker,
-                      supervisor_pid=supervisor_pid)
+    runtime = Runtime(
+        load_config(config_path), config_path, worker=worker, supervisor_pid=supervisor_pid
+    )
     await runtime.start()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, runtime.request_stop)

@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlgate.config import ExpiryAction
+from sqlgate.config import ExpiryAction, is_loopback
 from sqlgate.core import (
     ColumnDescription,
     Decision,
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024
+_MAX_PASSWORD = 16 * 1024 + 16
 _Q, _P, _F, _X, _S, _H = (ord(c) for c in "QPFXSH")
 _Z, _E, _ONE, _TWO = ord("Z"), ord("E"), ord("1"), ord("2")
 _B, _D, _EXECUTE, _CLOSE = ord("B"), ord("D"), ord("E"), ord("C")
@@ -98,10 +99,6 @@ class _Describe:
     sql: str | None
     portal: bool  # a portal description: rows of an Execute follow it
     injected: bool  # sent by the gateway, so its answer is not forwarded
-
-
-def _is_loopback(host: str) -> bool:
-    return host.startswith("127.") or host in ("::1", "localhost")
 
 
 class PgClientSession:
@@ -201,7 +198,8 @@ class PgClientSession:
         type_code, length = header[0], struct.unpack("!i", header[1:])[0]
         if type_code != ord("p"):
             raise ProtocolError(f"expected a password message, got {bytes([type_code])!r}")
-        if length < 4 or length > self.config.limits.max_startup_bytes:
+        # Tokens can be large (many groups): allow up to the validator's own 16 KiB cap.
+        if length < 4 or length > max(self.config.limits.max_startup_bytes, _MAX_PASSWORD):
             raise ProtocolError(f"invalid password message length {length}")
         message = decode_frontend(type_code, await self.reader.readexactly(length - 4))
         assert isinstance(message, PasswordMessage)
@@ -239,7 +237,7 @@ class PgClientSession:
             unrecognized = tuple(k for k in params if k.startswith("_pq_."))
             self.writer.write(NegotiateProtocolVersion(0, unrecognized).encode())
         if not self.tls and not (
-            self.config.tls.allow_plaintext_on_loopback and _is_loopback(self.client_host)
+            self.config.tls.allow_plaintext_on_loopback and is_loopback(self.client_host)
         ):
             log.warning("refused plaintext connection from %s", self.client_addr)
             await self._fatal(
