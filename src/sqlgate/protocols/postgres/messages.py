@@ -645,7 +645,7 @@ class NoticeResponse:
 
 
 def _encode_fields(fields: dict[str, str]) -> bytes:
-    return b"".join(k.encode() + _cstr(v) for k, v in fields.items()) + b"\x00"
+    return b"".join(k.encode("latin-1") + _cstr(v) for k, v in fields.items()) + b"\x00"
 
 
 def _decode_fields(r: _Reader) -> dict[str, str]:
