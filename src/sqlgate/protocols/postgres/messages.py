@@ -99,7 +99,7 @@ def _cstr(value: str) -> bytes:
 
 
 def _values(values: Sequence[bytes | None]) -> bytes:
-    parts = [_I16.pack(len(values))]
+    parts = [_U16.pack(len(values))]
     for v in values:
         parts.append(_I32.pack(-1) if v is None else _I32.pack(len(v)) + v)
     return b"".join(parts)
@@ -203,7 +203,7 @@ class Parse:
     def encode(self) -> bytes:
         types = b"".join(struct.pack("!I", t) for t in self.param_types)
         return frame(
-            b"P", _cstr(self.name) + _cstr(self.sql) + _I16.pack(len(self.param_types)) + types
+            b"P", _cstr(self.name) + _cstr(self.sql) + _U16.pack(len(self.param_types)) + types
         )
 
 
@@ -217,11 +217,11 @@ class Bind:
 
     def encode(self) -> bytes:
         body = _cstr(self.portal) + _cstr(self.statement)
-        body += _I16.pack(len(self.param_formats)) + b"".join(
+        body += _U16.pack(len(self.param_formats)) + b"".join(
             _I16.pack(f) for f in self.param_formats
         )
         body += _values(self.params)
-        body += _I16.pack(len(self.result_formats)) + b"".join(
+        body += _U16.pack(len(self.result_formats)) + b"".join(
             _I16.pack(f) for f in self.result_formats
         )
         return frame(b"B", body)
@@ -308,7 +308,7 @@ class FunctionCall:
 
     def encode(self) -> bytes:
         body = struct.pack("!I", self.function_oid)
-        body += _I16.pack(len(self.arg_formats)) + b"".join(_I16.pack(f) for f in self.arg_formats)
+        body += _U16.pack(len(self.arg_formats)) + b"".join(_I16.pack(f) for f in self.arg_formats)
         body += _values(self.args) + _I16.pack(self.result_format)
         return frame(b"F", body)
 
@@ -341,26 +341,20 @@ def _decode_query(r: _Reader) -> Query:
 
 def _decode_parse(r: _Reader) -> Parse:
     name, sql = r.cstring(), r.cstring()
-    n = r.int16()
-    if n < 0:
-        raise ProtocolError("negative parameter count")
+    n = r.uint16()
     types = tuple(struct.unpack("!I", r.bytes_(4))[0] for _ in range(n))
     return Parse(name, sql, types)
 
 
 def _formats(r: _Reader) -> tuple[int, ...]:
-    n = r.int16()
-    if n < 0:
-        raise ProtocolError("negative format count")
+    n = r.uint16()
     return tuple(r.int16() for _ in range(n))
 
 
 def _decode_bind(r: _Reader) -> Bind:
     portal, statement = r.cstring(), r.cstring()
     fmts = _formats(r)
-    n = r.int16()
-    if n < 0:
-        raise ProtocolError("negative parameter count")
+    n = r.uint16()
     params = tuple(r.value() for _ in range(n))
     return Bind(portal, statement, fmts, params, _formats(r))
 
@@ -375,9 +369,7 @@ def _kind_and_name(r: _Reader) -> tuple[str, str]:
 def _decode_function_call(r: _Reader) -> FunctionCall:
     oid = struct.unpack("!I", r.bytes_(4))[0]
     fmts = _formats(r)
-    n = r.int16()
-    if n < 0:
-        raise ProtocolError("negative argument count")
+    n = r.uint16()
     args = tuple(r.value() for _ in range(n))
     return FunctionCall(oid, fmts, args, r.int16())
 
@@ -421,7 +413,7 @@ def decode_frontend(type_code: int, payload: bytes) -> FrontendMessage:
     """Decode one frontend (client to server) message."""
     decoder = _FRONTEND.get(type_code)
     if decoder is None:
-        raise ProtocolError(f"unknown frontend message type {bytes([type_code])!r}")
+        raise ProtocolError(f"unknown frontend message type {type_code!r}")
     r = _Reader(payload)
     message = decoder(r)
     r.end()
@@ -645,6 +637,8 @@ class NoticeResponse:
 
 
 def _encode_fields(fields: dict[str, str]) -> bytes:
+    if any(len(k) != 1 or k == "\x00" for k in fields):
+        raise ValueError("error and notice field codes are single non-NUL characters")
     return b"".join(k.encode("latin-1") + _cstr(v) for k, v in fields.items()) + b"\x00"
 
 
@@ -702,7 +696,7 @@ class ParameterDescription:
     def encode(self) -> bytes:
         return frame(
             b"t",
-            _I16.pack(len(self.type_oids)) + b"".join(struct.pack("!I", t) for t in self.type_oids),
+            _U16.pack(len(self.type_oids)) + b"".join(struct.pack("!I", t) for t in self.type_oids),
         )
 
 
@@ -820,7 +814,7 @@ def decode_backend(type_code: int, payload: bytes) -> BackendMessage:
     """Decode one backend (server to client) message."""
     decoder = _BACKEND.get(type_code)
     if decoder is None:
-        raise ProtocolError(f"unknown backend message type {bytes([type_code])!r}")
+        raise ProtocolError(f"unknown backend message type {type_code!r}")
     r = _Reader(payload)
     message = decoder(r)
     r.end()
