@@ -22,8 +22,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.gateway import free_port  # noqa: E402
-from tests.support.pgserver import PgServer, start_pg_server  # noqa: E402
+from tests.support.gateway import free_port
+from tests.support.pgserver import PgServer, start_pg_server
 
 SVC_PASSWORD = secrets.token_hex(12)
 

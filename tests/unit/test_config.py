@@ -85,7 +85,7 @@ def test_dev_issuer_refused_on_public_listener_unless_forced() -> None:
 
 
 def test_identity_needs_an_issuer() -> None:
-    with pytest.raises(ConfigError, match="identity.oidc"):
+    with pytest.raises(ConfigError, match=r"identity\.oidc"):
         parse_config(MINIMAL.replace("identity: {dev_issuer: true}", "identity: {}"))
 
 
