@@ -162,10 +162,11 @@ class Runtime:
             return "no config file to reload from"
         try:
             new = load_config(self.config_path)
+            check_secrets(new)
+            self.policies.reload(new)
         except ConfigError as exc:
             log.error("config reload rejected, keeping the running config: %s", exc)
             return str(exc)
-        self.policies.reload(new)
         self.config = new
         if self.gateway is not None:
             self.gateway.config = new

@@ -20,6 +20,7 @@ def supervise(count: int, run_worker: Callable[[int, int, int], None]) -> int:
     """Fork `count` workers running `run_worker(index, count, supervisor_pid)`; wait for them."""
     supervisor_pid = os.getpid()
     children: dict[int, int] = {}  # pid -> worker index
+    started: dict[int, float] = {}  # pid -> start time
     stopping = False
 
     def spawn(index: int) -> None:
@@ -38,6 +39,7 @@ def supervise(count: int, run_worker: Callable[[int, int, int], None]) -> int:
                 sys.stderr.flush()
                 os._exit(code)
         children[pid] = index
+        started[pid] = time.monotonic()
 
     def forward(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -64,6 +66,14 @@ def supervise(count: int, run_worker: Callable[[int, int, int], None]) -> int:
             continue
         index = children.pop(pid, -1)
         exit_code = os.waitstatus_to_exitcode(code)
+        lived = time.monotonic() - started.pop(pid, 0.0)
+        if not stopping and index >= 0 and exit_code != 0 and lived < 5:
+            # Failing right at start (bad secret, port taken): restarting cannot help.
+            log.error("worker %d failed at start (exit %d); stopping", index, exit_code)
+            stopping = True
+            status = 1
+            forward(signal.SIGTERM, None)
+            continue
         if not stopping and index >= 0:
             log.error("worker %d (pid %d) exited with %d; restarting it", index, pid, exit_code)
             time.sleep(0.5)

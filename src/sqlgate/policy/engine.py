@@ -71,7 +71,9 @@ class CompiledRule:
             return False
         if self.operations and self.operations.isdisjoint(analysis.operations):
             return False
-        if self.tables and not any(p.fullmatch(t) for p in self.tables for t in analysis.tables):
+        if self.tables and not any(
+            p.fullmatch(t.lower().replace('"', "")) for p in self.tables for t in analysis.tables
+        ):
             return False
         if self.functions and not any(
             p.fullmatch(f) for p in self.functions for f in analysis.functions
@@ -83,7 +85,24 @@ class CompiledRule:
         if self.reason:
             return self.reason
         hits = sorted(self.operations & analysis.operations)
-        what = hits[0] if hits else analysis.category.value
+        functions = sorted(
+            f for f in analysis.functions if any(p.fullmatch(f) for p in self.functions)
+        )
+        tables = sorted(
+            t
+            for t in analysis.tables
+            if any(p.fullmatch(t.lower().replace('"', "")) for p in self.tables)
+        )
+        if hits:
+            what = hits[0]
+        elif functions:
+            what = f"calling {functions[0]}()"
+        elif tables:
+            what = f"{analysis.category.value} on {tables[0]}"
+        elif self.regex is not None:
+            what = "a statement matching this rule's pattern"
+        else:
+            what = analysis.category.value
         return f"{what} is not allowed" if self.action is Action.BLOCK else f"{what} needs approval"
 
 

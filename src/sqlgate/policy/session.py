@@ -51,20 +51,29 @@ class PolicyService:
             if policy.config.detectors:
                 from sqlgate.masking.detectors import DetectorSet
 
-                detector = DetectorSet(policy.config.detectors,
-                                       self.config.masking.redact_marker).mask_bytes
+                detector = DetectorSet(
+                    policy.config.detectors, self.config.masking.redact_marker
+                ).mask_bytes
             planner = ResultPlanner(
-                MaskSet(policy.config.masks), self.mask_settings, self.catalog_for(target),
-                lambda sql: self.analyze(sql, ("public",)), detector,
+                MaskSet(policy.config.masks),
+                self.mask_settings,
+                self.catalog_for(target),
+                lambda sql: self.analyze(sql, ("public",)),
+                detector,
             )
             self._planners[key] = planner
         return planner
 
     def reload(self, config: Config) -> None:
-        """Swap in a new config; live sessions pick up their policy at the next statement."""
-        self.policies = PolicySet(config, self.policies.version + 1)
+        """Swap in a new config; live sessions pick up their policy at the next statement.
+
+        Everything that can fail is computed first, so a failure leaves the old config whole.
+        """
+        settings = mask_settings(config)
+        policies = PolicySet(config, self.policies.version + 1)
+        self.mask_settings = settings
+        self.policies = policies
         self.config = config
-        self.mask_settings = mask_settings(config)
         self._decisions.clear()
         self._planners.clear()
 
@@ -133,8 +142,12 @@ class PolicySession:
             )
         if statement.source is StatementSource.FUNCTION_CALL:
             if self.planner is not None:
-                return Decision(Verdict.BLOCK, policy.name, None,
-                                "fast-path function calls bypass result masking")
+                return Decision(
+                    Verdict.BLOCK,
+                    policy.name,
+                    None,
+                    "fast-path function calls bypass result masking",
+                )
             return policy.decide((_function_call(statement.sql),))
         cached = self.service.cached_decision(policy.name, statement.sql, self.search_path)
         if cached is not None:
@@ -146,7 +159,7 @@ class PolicySession:
         decision = policy.decide(resolved)
         if decision.verdict is not Verdict.BLOCK and self.planner is not None:
             decision = self._refuse_unmaskable_copy(policy, resolved, decision)
-        if resolved == analysis:  # depends on nothing but the text: safe to share
+        if all(a.execute_name is None for a in analysis):  # depends on the text alone
             self.service.remember_decision(policy.name, statement.sql, self.search_path, decision)
         return decision
 
@@ -158,29 +171,45 @@ class PolicySession:
         for item in analyses:
             if item.category is not Category.COPY_OUT:
                 continue
-            exposed = self.planner.detector is not None or any(
-                self.planner.masks.could_match_table(*_schema_table(t)) for t in item.tables
-            ) or not item.tables
+            exposed = (
+                self.planner.detector is not None
+                or any(self.planner.masks.could_match_table(*_schema_table(t)) for t in item.tables)
+                or not item.tables
+            )
             if exposed:
                 return Decision(
-                    Verdict.BLOCK, policy.name, None,
+                    Verdict.BLOCK,
+                    policy.name,
+                    None,
                     "COPY ... TO is refused where masked columns could be copied; "
                     "use SELECT, whose results are masked",
-                    category=item.category.value, operations=item.operations,
+                    category=item.category.value,
+                    operations=item.operations,
                 )
         return decision
 
     def _resolve_execute(self, analysis: StatementAnalysis) -> StatementAnalysis:
+        """`EXECUTE p` is judged as what `PREPARE p` held, plus whatever wraps it.
+
+        `CREATE TABLE x AS EXECUTE p` keeps its own ddl/create_table on top of p's
+        operations, so a DDL rule still sees it.
+        """
         if analysis.execute_name is None:
             return analysis
         prepared = self.prepared.get(analysis.execute_name)
         if prepared is None or len(prepared) != 1:
-            return analysis  # unknown: stays UNKNOWN, so it fails closed
+            return analysis  # unknown: stays as analyzed (UNKNOWN), so it fails closed
         inner = prepared[0]
+        category = inner.category if analysis.category is Category.UNKNOWN else analysis.category
         return replace(
             inner,
             text=analysis.text,
-            operations=inner.operations | {"execute"},
+            category=category,
+            operations=inner.operations | analysis.operations | {"execute"},
+            tables=inner.tables | analysis.tables,
+            columns=inner.columns | analysis.columns,
+            functions=inner.functions | analysis.functions,
+            qualified_functions=inner.qualified_functions | analysis.qualified_functions,
             prepare_name=None,
             execute_name=analysis.execute_name,
         )
