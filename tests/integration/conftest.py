@@ -22,7 +22,7 @@ CREATE TABLE users (id serial PRIMARY KEY, name text, email text, ssn text, phon
                     card text, created_at timestamptz DEFAULT now());
 INSERT INTO users (name, email, ssn, phone, card) VALUES
   ('Alice Archer', 'alice@example.com', '123-45-6789', '+1 415 555 0101', '4111111111111111'),
-  ('Bob Baker', 'bob@example.org', '987-65-4321', '+1 212 555 0199', '5500005555555559'),
+  ('Bob Baker', 'bob@example.org', '478-65-4321', '+1 212 555 0199', '5500005555555559'),
   ('Carol Chen', 'carol@example.net', '555-12-3456', '+44 20 7946 0958', '340000000000009');
 CREATE VIEW user_contacts AS SELECT id, name AS full_name, email FROM users;
 CREATE VIEW contacts_again AS SELECT c.id, c.email AS mail FROM user_contacts c;

@@ -15,7 +15,7 @@ from tests.support.gateway import RunningGateway
 PII = {
     "Alice Archer", "Bob Baker", "Carol Chen",
     "alice@example.com", "bob@example.org", "carol@example.net",
-    "123-45-6789", "987-65-4321", "555-12-3456",
+    "123-45-6789", "478-65-4321", "555-12-3456",
     "+1 415 555 0101", "+1 212 555 0199", "+44 20 7946 0958",
     "4111111111111111", "5500005555555559", "340000000000009",
 }
