@@ -73,6 +73,7 @@ targets:
     tls: disable
     credentials: {{user: sqlgate_svc, password_env: SQLGATE_BENCH_SVC_PASSWORD}}
 logging: {{level: warning}}
+store: {{url: "sqlite:///{work / "sqlgate.db"}"}}
 {extra}
 policies:
 {policies}

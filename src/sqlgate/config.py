@@ -161,6 +161,22 @@ class StoreConfig(_Model):
     url: str = "sqlite:///sqlgate.db"
     queue_size: int = Field(default=10000, ge=1)
     on_full: Literal["block", "drop"] = "block"
+    batch_size: int = Field(default=500, ge=1)
+    flush_interval_seconds: float = Field(default=0.05, ge=0)
+    pool_size: int = Field(default=4, ge=1)
+    purge_interval_seconds: float = Field(default=3600, gt=0)
+
+
+class AuditConfig(_Model):
+    sink: Literal["none", "stdout", "syslog"] = "none"
+    retention_days: float | None = Field(default=None, gt=0)
+    readers: list[str] = Field(default_factory=list)  # empty: the approvers' groups
+
+
+class RecordingConfig(_Model):
+    enabled: bool = True
+    max_rows_per_statement: int = Field(default=100, ge=0)
+    retention_days: float | None = Field(default=None, gt=0)
 
 
 class TargetKind(StrEnum):
@@ -376,6 +392,8 @@ class Config(_Model):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
 
     @property
     def admin_groups(self) -> frozenset[str]:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from sqlgate.identity import (
 from sqlgate.policy.session import PolicyService
 from sqlgate.proxy.gateway import Gateway
 from sqlgate.proxy.pg_catalog import PgCatalog
+from sqlgate.recording.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class Runtime:
     worker: tuple[int, int] = (0, 1)  # (index, count) when forked by the supervisor
     supervisor_pid: int | None = None
     verifier: MultiIssuerValidator | None = None
+    recorder: Recorder | None = None
     _jwks: JwksCache | None = None
     _admin_task: asyncio.Task[None] | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -121,6 +124,8 @@ class Runtime:
         authenticator = TokenAuthenticator(self.verifier, limiter)
         routes.append(Route("/api/reload", self._api_reload, methods=["POST"]))
         self.policies = PolicyService(config, self.catalog_for)
+        if config.recording.enabled:
+            self.recorder = await Recorder.open(config)
         self.gateway = Gateway(
             config,
             authenticator,
@@ -145,11 +150,17 @@ class Runtime:
             self._catalogs[target] = catalog
         return catalog
 
+    def _login_failed(self, client_host: str, reason: str) -> None:
+        if self.recorder is not None:
+            self.recorder.login_failed(time.time(), client_host, reason, None)
+
     def readiness(self) -> dict[str, bool]:
         gateway = self.gateway
         checks = {"listeners": gateway is not None and bool(gateway.bound)}
         if self._jwks is not None:
             checks["jwks"] = self._jwks.ready
+        if self.recorder is not None:
+            checks["store"] = self.recorder.healthy
         return checks
 
     def reload(self) -> str | None:
@@ -211,6 +222,8 @@ class Runtime:
             await self._jwks.aclose()
         for catalog in self._catalogs.values():
             await catalog.close()
+        if self.recorder is not None:
+            await self.recorder.close(self.config.server.shutdown_grace_seconds)
 
 
 async def serve(

@@ -103,6 +103,8 @@ server:
   shutdown_grace_seconds: 5
 masking:
   hash_key_env: SQLGATE_TEST_MASK_KEY
+store:
+  url: sqlite:///{work / "sqlgate.db"}
 {extra}
 policies:
 {policies}

@@ -21,6 +21,7 @@ from sqlgate.hooks import SessionFactory, SessionHooks
 from sqlgate.protocols.postgres.messages import CancelRequest
 from sqlgate.proxy.pg_session import PgClientSession
 from sqlgate.proxy.tls import backend_context, client_facing_context
+from sqlgate.recording.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Gateway:
         on_login_failure: Callable[[str, str], None] | None = None,
         worker: tuple[int, int] = (0, 1),
         supervisor_pid: int | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.config = config
         self.authenticator = authenticator
@@ -53,6 +55,7 @@ class Gateway:
         self._on_login_failure = on_login_failure
         self.bound: dict[str, tuple[str, int]] = {}
         self.worker_index, self.worker_count = worker
+        self.recorder = recorder
         self._supervisor_pid = supervisor_pid or os.getpid()
 
     # ------------------------------------------------------------------ wiring for sessions

@@ -40,6 +40,7 @@ from sqlgate.protocols.postgres.messages import (
     CancelRequest,
     Close,
     Describe,
+    ErrorResponse,
     Execute,
     GSSENCRequest,
     NegotiateProtocolVersion,
@@ -56,6 +57,7 @@ from sqlgate.protocols.postgres.messages import (
     error_response,
 )
 from sqlgate.proxy.pg_backend import BackendConnection, connect_backend
+from sqlgate.proxy.session_log import SessionLog
 
 if TYPE_CHECKING:
     from sqlgate.hooks import SessionHooks
@@ -87,6 +89,8 @@ class _Substitution:
 
     marker: str
     error: bytes  # the ErrorResponse frame the client gets instead of the server's
+    sqlstate: str
+    message: str
     sync_seq: int  # the ReadyForQuery number that ends the request
     extended: bool  # sent as Parse/Bind/Execute: the ParseComplete/BindComplete are dropped
 
@@ -134,6 +138,10 @@ class PgClientSession:
         self._describes: deque[_Describe] = deque()  # awaiting RowDescription/NoData
         self._described_portal: str | None = None
         self._plan: RowPlan | None = None
+        self._row_formats: list[int] = []
+        self._statement_decision: dict[str, Decision] = {}  # prepared name -> Parse's decision
+        self._portal_params: dict[str, tuple[str | None, ...]] = {}
+        self.log: SessionLog | None = None
         self._draining = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -158,6 +166,8 @@ class PgClientSession:
             pass
         finally:
             self.gateway.unregister(self)
+            if self.log is not None:
+                self.log.closed("client disconnected")
             self._close()
 
     def _close(self) -> None:
@@ -300,6 +310,22 @@ class PgClientSession:
             )
             return False
 
+        recorder = self.gateway.recorder
+        if recorder is not None:
+            self.log = SessionLog(
+                recorder,
+                identity,
+                self.client_addr,
+                params.get("application_name"),
+                target.name,
+                "postgres",
+                masked=hooks.planner is not None,
+            )
+            if not self.log.started:
+                await self._fatal(
+                    "53000", "sqlgate: the audit trail is not keeping up", hint="try again shortly"
+                )
+                return False
         self.process_id, self.secret_key = self.gateway.register(self)
         out = [
             AuthenticationOk().encode(),
@@ -340,8 +366,10 @@ class PgClientSession:
         assert self.backend is not None
         reader, server = self.reader, self.backend.writer
         frames = FrameBuffer(self.config.limits.max_message_bytes)
-        masking = self.hooks is not None and self.hooks.planner is not None
-        intercepted = _INTERCEPTED_MASKING if masking else _INTERCEPTED
+        tracking = self.log is not None or (
+            self.hooks is not None and self.hooks.planner is not None
+        )
+        intercepted = _INTERCEPTED_MASKING if tracking else _INTERCEPTED
         while True:
             data = await reader.read(READ_SIZE)
             if not data:
@@ -418,11 +446,18 @@ class PgClientSession:
                 out.clear()
                 await self.backend.writer.drain()
             decision = await self.hooks.resolve_review(statement, decision)
+        log = self.log
+        if log is not None and (type_code != _P or decision.verdict is not Verdict.ALLOW):
+            recorded = log.statement(self._syncs_sent + 1, statement.sql, decision)
+            if not recorded and decision.verdict is Verdict.ALLOW:
+                decision = _UNRECORDED
         if decision.verdict is Verdict.ALLOW:
             self.hooks.statement_forwarded(statement, decision)
             self._described_portal = None
             if type_code == _P:
-                self._statement_sql[statement.prepared_name or ""] = statement.sql
+                name = statement.prepared_name or ""
+                self._statement_sql[name] = statement.sql
+                self._statement_decision[name] = decision
             else:
                 self._syncs_sent += 1
                 if type_code == _Q:
@@ -440,6 +475,8 @@ class PgClientSession:
         unit = self._syncs_sent + 1
         if isinstance(message, Bind):
             self._portal_statement[message.portal] = message.statement
+            if self.log is not None:
+                self._portal_params[message.portal] = _bind_params(message)
         elif isinstance(message, Describe):
             if message.kind == "P":
                 sql = self._statement_sql.get(self._portal_statement.get(message.name, ""))
@@ -450,6 +487,7 @@ class PgClientSession:
                 _Describe(unit, self._statement_sql.get(message.name), False, False)
             )
         elif isinstance(message, Execute):
+            self._record_execute(unit, message.portal)
             if self._described_portal != message.portal:
                 sql = self._statement_sql.get(self._portal_statement.get(message.portal, ""))
                 self._describes.append(_Describe(unit, sql, True, True))
@@ -463,6 +501,27 @@ class PgClientSession:
         self._described_portal = None
         return raw
 
+    def _record_execute(self, unit: int, portal: str) -> None:
+        """Each execution of a prepared statement is its own audit record."""
+        if self.log is None:
+            return
+        name = self._portal_statement.get(portal, "")
+        sql, decision = self._statement_sql.get(name), self._statement_decision.get(name)
+        if sql is None or decision is None:
+            return
+        if not self.log.statement(unit, sql, decision, self._portal_params.get(portal)):
+            # The Parse already ran, so the Execute cannot be swapped for a refusal: end
+            # the session instead of running anything unrecorded.
+            self.writer.write(
+                error_response(
+                    "53000",
+                    "sqlgate: the audit trail is not keeping up; nothing runs unrecorded",
+                    severity="FATAL",
+                    hint="reconnect and try again shortly",
+                ).encode()
+            )
+            raise _Closed
+
     def _refuse(self, type_code: int, decision: Decision) -> bytes:
         """Bytes that make the server raise in place of the refused request."""
         marker = _REFUSAL_PREFIX + secrets.token_hex(8)
@@ -470,9 +529,8 @@ class PgClientSession:
             "DO $sqlgate$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', "
             f"MESSAGE = '{marker}'; END$sqlgate$"
         )
-        error = error_response(
-            decision.sqlstate, decision_message(decision), hint=decision_hint(decision)
-        ).encode()
+        message = decision_message(decision)
+        error = error_response(decision.sqlstate, message, hint=decision_hint(decision)).encode()
         log.info(
             "session %d: blocked for %s by policy %r %s: %s",
             self.process_id,
@@ -483,10 +541,18 @@ class PgClientSession:
         )
         if type_code == _P:
             self._skip_to_sync = True
-            self._subs.append(_Substitution(marker, error, self._syncs_sent + 1, extended=True))
+            self._subs.append(
+                _Substitution(
+                    marker, error, decision.sqlstate, message, self._syncs_sent + 1, extended=True
+                )
+            )
             return Parse("", raise_sql).encode() + Bind("", "").encode() + Execute("").encode()
         self._syncs_sent += 1
-        self._subs.append(_Substitution(marker, error, self._syncs_sent, extended=False))
+        self._subs.append(
+            _Substitution(
+                marker, error, decision.sqlstate, message, self._syncs_sent, extended=False
+            )
+        )
         return Query(raise_sql).encode()
 
     def _check_expiry(self) -> None:
@@ -513,13 +579,13 @@ class PgClientSession:
         assert self.backend is not None and self.hooks is not None
         reader, client = self.backend.reader, self.writer
         frames = FrameBuffer(self.config.limits.max_message_bytes)
-        masking = self.hooks.planner is not None
+        slow = self.hooks.planner is not None or self.log is not None
         while True:
             data = await reader.read(READ_SIZE)
             if not data:
                 return
             chunk, found = frames.push(data)
-            if masking or self._subs or self._held:
+            if slow or self._subs or self._held:
                 client.write(await self._process_frames(chunk, found))
             else:
                 for type_code, start, _end in found:
@@ -535,21 +601,25 @@ class PgClientSession:
                 return
 
     async def _process_frames(self, chunk: bytes, found: list[tuple[int, int, int]]) -> bytes:
-        """The slow path: refusal errors swapped in, result rows masked, the rest as is."""
+        """The slow path: refusals swapped in, rows masked, the session recorded."""
         out: list[bytes] = []
         held = self._held
         subs = self._subs
+        log = self.log
         run = 0  # start of the not yet copied pass-through run
         for type_code, start, end in found:
             if type_code == _DATA_ROW:
                 plan = self._plan
-                if plan is None:
+                if plan is None and (log is None or not log.wants_rows()):
                     continue
                 values = split_data_row(chunk[start:end])
-                plan.apply(values)
-                out.append(chunk[run:start])
-                out.append(build_data_row(values))
-                run = end
+                if plan is not None:
+                    plan.apply(values)
+                    out.append(chunk[run:start])
+                    out.append(build_data_row(values))
+                    run = end
+                if log is not None and log.wants_rows():
+                    log.row(_printable(values, self._row_formats))
                 continue
             if run < start:
                 out.append(chunk[run:start])
@@ -558,12 +628,18 @@ class PgClientSession:
             if subs and subs[0].extended and (type_code == _ONE or type_code == _TWO):
                 held.append(raw)
                 continue
-            if type_code == _E and subs:
+            if type_code == _E:
                 error = decode_backend(type_code, raw[5:])
-                if getattr(error, "message", None) == subs[0].marker:
-                    out.append(subs.popleft().error)
+                assert isinstance(error, ErrorResponse)
+                if subs and error.message == subs[0].marker:
+                    refusal = subs.popleft()
+                    if log is not None:
+                        log.failed(self._rfq_seen + 1, refusal.sqlstate, refusal.message, ours=True)
+                    out.append(refusal.error)
                     held.clear()
                     continue
+                if log is not None:
+                    log.failed(self._rfq_seen + 1, error.sqlstate, error.message)
             if held:
                 out.extend(held)
                 held.clear()
@@ -572,9 +648,14 @@ class PgClientSession:
                     continue  # the answer to the gateway's own Describe
             elif type_code == _C_COMPLETE:
                 self._plan = None
-                if raw[5:].startswith(_DDL_TAGS) and self.hooks and self.hooks.planner:
+                tag = raw[5:-1]
+                if log is not None:
+                    log.completed(self._rfq_seen + 1, tag.decode("utf-8", "replace"))
+                if tag.startswith(_DDL_TAGS) and self.hooks and self.hooks.planner:
                     self.hooks.planner.catalog.invalidate()
             elif type_code == _Z:
+                if log is not None:
+                    log.unit_done(self._rfq_seen + 1)
                 self._rfq_seen += 1
                 self.transaction_status = chr(chunk[start + 5])
                 self._plan = None
@@ -602,21 +683,58 @@ class PgClientSession:
             if describes:
                 describe = describes.popleft()
                 sql = describe.sql
-        if planner is None:
-            return True
         if type_code == _N_DATA:
             self._plan = None
         elif describe is None or describe.portal:
             message = decode_backend(type_code, raw[5:])
             columns = [
-                ColumnDescription(f.name, f.type_oid, f.table_oid, f.column_number,
-                                  f.format_code)
+                ColumnDescription(f.name, f.type_oid, f.table_oid, f.column_number, f.format_code)
                 for f in getattr(message, "fields", ())
             ]
-            if sql is None:
-                sql = ""  # unknown statement: its derived columns are treated as tainted
-            self._plan = await planner.plan(sql, columns)
+            self._row_formats = [c.format_code for c in columns]
+            if self.log is not None:
+                self.log.columns(unit, [c.name for c in columns])
+            if planner is not None:
+                # An unknown statement ("") has its derived columns treated as tainted.
+                self._plan = await planner.plan(sql or "", columns)
         return describe is None or not describe.injected
+
+
+_UNRECORDED = Decision(
+    Verdict.BLOCK,
+    None,
+    None,
+    "the audit trail is not keeping up, and nothing runs unrecorded; try again shortly",
+    sqlstate="53000",
+)
+
+
+def _bind_params(bind: Bind) -> tuple[str | None, ...]:
+    formats = bind.param_formats
+    out: list[str | None] = []
+    for index, value in enumerate(bind.params):
+        fmt = formats[0] if len(formats) == 1 else (formats[index] if formats else 0)
+        if value is None:
+            out.append(None)
+        elif fmt == 1:
+            out.append("\\x" + value.hex())
+        else:
+            out.append(value.decode("utf-8", "replace"))
+    return tuple(out)
+
+
+def _printable(values: list[bytes | None], formats: list[int]) -> list[str | None]:
+    """Row values for the recording: text as text, binary-format values as hex."""
+    out: list[str | None] = []
+    for index, value in enumerate(values):
+        if value is None:
+            out.append(None)
+        elif index < len(formats) and formats[index] == 1:
+            out.append("\\x" + value.hex())
+        else:
+            out.append(value.decode("utf-8", "replace"))
+    return out
+
 
 def decision_message(decision: Decision) -> str:
     where = f'policy "{decision.policy}" {decision.rule_label}' if decision.policy else "policy"

@@ -6,7 +6,6 @@ import time
 
 from sqlgate.recording import Recorder, RecordingEvent
 from sqlgate.store import Store
-
 from tests.unit.store.fixtures import outcome, session_info, statement
 
 

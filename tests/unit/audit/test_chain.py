@@ -7,9 +7,9 @@ from sqlgate.audit import GENESIS_HASH, record_hash, verify
 from sqlgate.audit.chain import HASHED_COLUMNS, ChainHead
 from sqlgate.recording import Recorder
 from sqlgate.store import Store
+from tests.unit.store.fixtures import raw_execute
 
 from .helpers import record_session
-from tests.unit.store.fixtures import raw_execute
 
 
 async def _id_of(store: Store, seq: int) -> int:
@@ -41,7 +41,9 @@ async def test_edited_statement_text_is_named(store: Store, store_url: str) -> N
 
 async def test_edited_outcome_is_named(store: Store, store_url: str) -> None:
     await record_session(store, 3)
-    raw_execute(store_url, "UPDATE audit_log SET row_count = 0 WHERE chain_seq = 5")  # outcome of #2
+    raw_execute(
+        store_url, "UPDATE audit_log SET row_count = 0 WHERE chain_seq = 5"
+    )  # outcome of #2
     problem = (await verify(store)).first_problem
     assert problem is not None and problem.seq == 5
     assert "row_count" in problem.what
@@ -97,14 +99,20 @@ async def test_forged_record_after_the_head_is_found(store: Store, store_url: st
     forged = {c: head[c] for c in HASHED_COLUMNS}
     forged |= {"chain_seq": head["chain_seq"] + 1, "prev_hash": head["hash"], "sql": "GRANT ALL"}
     cols = [*HASHED_COLUMNS, "hash"]
-    values = tuple(forged[c] for c in HASHED_COLUMNS) + (record_hash(forged),)
-    raw_execute(store_url, f"INSERT INTO audit_log ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", values)
+    values = (*tuple(forged[c] for c in HASHED_COLUMNS), record_hash(forged))
+    raw_execute(
+        store_url,
+        f"INSERT INTO audit_log ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+        values,
+    )
     problem = (await verify(store)).first_problem
     assert problem is not None and problem.seq == head["chain_seq"] + 1
     assert "beyond the chain head" in problem.what
 
 
-async def test_each_writer_has_its_own_chain_and_only_the_broken_one_fails(store: Store, store_url: str) -> None:
+async def test_each_writer_has_its_own_chain_and_only_the_broken_one_fails(
+    store: Store, store_url: str
+) -> None:
     first, second = Recorder(store), Recorder(store)
     await first.start()
     await second.start()

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,9 @@ from sqlgate.audit.cli import add_arguments, cmd_export, cmd_verify, parse_time
 from sqlgate.errors import SqlgateError
 from sqlgate.recording import Recorder
 from sqlgate.store import Store
+from tests.unit.store.fixtures import raw_execute, write_config
 
 from .helpers import record_session
-from tests.unit.store.fixtures import raw_execute, write_config
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z
 

@@ -6,9 +6,9 @@ from sqlgate.audit import purge_audit, verify
 from sqlgate.recording import Recorder, purge, purge_recordings
 from sqlgate.recording.recorder import log as recorder_log
 from sqlgate.store import Store
+from tests.unit.store.fixtures import raw_execute
 
 from .helpers import Clock, record_session
-from tests.unit.store.fixtures import raw_execute
 
 DAY = 86400.0
 
@@ -65,7 +65,9 @@ async def test_a_clock_step_back_does_not_open_a_hole(store: Store) -> None:
     await rec.start()
     await record_session(store, 1, recorder=rec, clock=clock, start_at=now - 40 * DAY)
     await record_session(store, 1, recorder=rec, clock=clock, start_at=now)
-    await record_session(store, 1, recorder=rec, clock=clock, start_at=now - 50 * DAY)  # clock went back
+    await record_session(
+        store, 1, recorder=rec, clock=clock, start_at=now - 50 * DAY
+    )  # clock went back
     await rec.close()
     assert await purge_audit(store, now - 30 * DAY) == 4  # only the prefix before the new one
     assert (await verify(store)).ok
@@ -82,7 +84,10 @@ async def test_recording_purge_drops_old_sessions_and_their_events(store: Store)
     await rec.close()
     assert await purge_recordings(store, now - 7 * DAY) == 1
     sessions = {r["session_id"] for r in await store.fetchall("SELECT session_id FROM sessions")}
-    events = {r["session_id"] for r in await store.fetchall("SELECT DISTINCT session_id FROM session_events")}
+    events = {
+        r["session_id"]
+        for r in await store.fetchall("SELECT DISTINCT session_id FROM session_events")
+    }
     assert sessions == events == {new}
     # The audit trail has its own retention: recordings going does not touch it.
     assert await store.fetchval("SELECT COUNT(*) FROM audit_log WHERE session_id = ?", (old,)) > 0
@@ -92,8 +97,13 @@ async def test_recording_purge_drops_old_sessions_and_their_events(store: Store)
 async def test_purge_applies_both_retentions(store: Store) -> None:
     now = time.time()
     await record_session(store, 1, start_at=now - 100 * DAY)
-    assert await purge(store, audit_retention_days=None, recording_retention_days=None, now=now) == (0, 0)
-    assert await purge(store, audit_retention_days=90, recording_retention_days=30, now=now) == (4, 1)
+    assert await purge(
+        store, audit_retention_days=None, recording_retention_days=None, now=now
+    ) == (0, 0)
+    assert await purge(store, audit_retention_days=90, recording_retention_days=30, now=now) == (
+        4,
+        1,
+    )
     assert (await verify(store)).ok
 
 

@@ -10,7 +10,6 @@ from sqlgate.audit import verify
 from sqlgate.config import parse_config
 from sqlgate.recording import Recorder, RecordingEvent, RecordingSettings
 from sqlgate.store import Store, StoreSettings, open_store
-
 from tests.unit.store.fixtures import (
     CONFIG_TEMPLATE,
     outcome,
@@ -40,13 +39,17 @@ async def test_statements_are_written_in_batches_of_the_configured_size(store: S
 
 
 async def test_a_trickle_is_grouped_by_the_flush_interval(store: Store) -> None:
-    rec = _recorder(store, flush_interval_seconds=0.2)
+    rec = _recorder(store, flush_interval_seconds=0.5)
     await rec.start()
     info = session_info()
     rec.session_started(info)
-    for seq in range(1, 6):
+    for seq in range(1, 5):
+        await _sleep(0.01)  # the writer is awake and waiting for more
         rec.statement(statement(info.session_id, seq))
-    await rec.flush()
+    for _ in range(250):
+        if rec.queue_depth == 0 and rec.records_written == 5:
+            break
+        await _sleep(0.02)
     assert await store.fetchval("SELECT last_batch FROM audit_chains") == 1
     await rec.close()
 
@@ -74,12 +77,20 @@ async def test_order_is_kept_per_session_and_in_the_chain(store: Store) -> None:
         seqs = [r["statement_seq"] for r in rows if r["kind"] == "statement"]
         assert seqs == list(range(1, 21))
         assert kinds[1:4] == ["statement", "rows", "outcome"]
-    chain = await store.fetchall("SELECT chain_seq, kind, session_id, statement_seq FROM audit_log ORDER BY chain_seq")
+    chain = await store.fetchall(
+        "SELECT chain_seq, kind, session_id, statement_seq FROM audit_log ORDER BY chain_seq"
+    )
     assert [r["chain_seq"] for r in chain] == list(range(1, len(chain) + 1))
-    a_stmts = [r["statement_seq"] for r in chain if r["session_id"] == a.session_id and r["kind"] == "statement"]
+    a_stmts = [
+        r["statement_seq"]
+        for r in chain
+        if r["session_id"] == a.session_id and r["kind"] == "statement"
+    ]
     assert a_stmts == list(range(1, 21))
     assert chain[-1]["kind"] == "session_end"
-    session = await store.fetchone("SELECT ended_at, end_reason FROM sessions WHERE session_id = ?", (a.session_id,))
+    session = await store.fetchone(
+        "SELECT ended_at, end_reason FROM sessions WHERE session_id = ?", (a.session_id,)
+    )
     assert session is not None and session["end_reason"] == "client closed"
     assert (await verify(store)).ok
     await rec.close()
@@ -88,7 +99,12 @@ async def test_order_is_kept_per_session_and_in_the_chain(store: Store) -> None:
 async def test_full_queue_in_block_mode_refuses_statements(store: Store) -> None:
     rec = _recorder(store, queue_size=3, on_full="block")  # writer not started: nothing drains
     info = session_info()
-    assert [rec.statement(statement(info.session_id, i)) for i in range(1, 5)] == [True, True, True, False]
+    assert [rec.statement(statement(info.session_id, i)) for i in range(1, 5)] == [
+        True,
+        True,
+        True,
+        False,
+    ]
     assert rec.refused == 1 and rec.dropped == 0
     assert not rec.healthy
     # The outcome of an admitted statement still gets in: it must not be lost.
@@ -111,7 +127,10 @@ async def test_full_queue_in_drop_mode_counts_and_logs_the_drops(
     rec = _recorder(store, queue_size=3, on_full="drop")
     info = session_info()
     with caplog.at_level("ERROR", logger="sqlgate.recording"):
-        results = [rec.statement(statement(info.session_id, i, "SELECT 'secret-literal'")) for i in range(1, 8)]
+        results = [
+            rec.statement(statement(info.session_id, i, "SELECT 'secret-literal'"))
+            for i in range(1, 8)
+        ]
     assert results == [True] * 7
     assert rec.dropped == 4 and rec.refused == 0
     full = [r for r in caplog.records if "queue full" in r.getMessage()]
@@ -150,7 +169,9 @@ async def test_audit_records_carry_the_session_identity(store: Store) -> None:
     await rec.start()
     info = session_info()
     rec.session_started(info)
-    rec.statement(statement(info.session_id, 1, "SELECT * FROM users WHERE id = $1", params=("42", None)))
+    rec.statement(
+        statement(info.session_id, 1, "SELECT * FROM users WHERE id = $1", params=("42", None))
+    )
     rec.outcome(outcome(info.session_id, 1, rows=1))
     rec.login_failed(time.time(), "10.9.9.9:4000", "token expired 30s ago", "mallory")
     await rec.flush()
@@ -174,15 +195,27 @@ async def test_text_the_stores_cannot_hold_is_made_safe_not_fatal(store: Store) 
     info = session_info()
     rec.session_started(info)
     rec.statement(statement(info.session_id, 1, "SELECT 'a\x00b', '\udcff'"))
-    rec.event(RecordingEvent(info.session_id, time.monotonic(), "rows", {"seq": 1, "rows": [["\x00", "\udcff", b"raw"]]}))
+    rec.event(
+        RecordingEvent(
+            info.session_id,
+            time.monotonic(),
+            "rows",
+            {"seq": 1, "rows": [["\x00", "\udcff", b"raw"]]},
+        )
+    )
     await rec.flush()
     assert rec.healthy
-    assert await store.fetchval("SELECT sql FROM audit_log WHERE kind = 'statement'") == "SELECT 'a\ufffdb', '?'"
+    assert (
+        await store.fetchval("SELECT sql FROM audit_log WHERE kind = 'statement'")
+        == "SELECT 'a\ufffdb', '?'"
+    )
     assert (await verify(store)).ok
     await rec.close()
 
 
-async def test_writer_retries_until_the_store_accepts_and_the_chain_stays_whole(store_url: str) -> None:
+async def test_writer_retries_until_the_store_accepts_and_the_chain_stays_whole(
+    store_url: str,
+) -> None:
     store = await open_store(store_url)
     rec = _recorder(store, flush_interval_seconds=0.01)
     await rec.start()
@@ -229,7 +262,9 @@ def test_row_cap_comes_from_recording_settings(tmp_path: Path) -> None:
     assert rec.row_cap == 7
 
 
-async def test_stdout_sink_mirrors_each_committed_record(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_stdout_sink_mirrors_each_committed_record(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
     from sqlgate.audit.sink import StdoutSink
 
     rec = Recorder(store, sink=StdoutSink())
@@ -249,3 +284,41 @@ async def _sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+async def test_a_malformed_item_is_skipped_without_a_gap_in_the_chain(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    import dataclasses
+
+    rec = _recorder(store)
+    await rec.start()
+    info = session_info()
+    rec.session_started(info)
+    rec.statement(dataclasses.replace(statement(info.session_id, 1), rule="not a number"))  # type: ignore[arg-type]
+    rec.event(RecordingEvent(info.session_id, None, "rows", {}))  # type: ignore[arg-type]
+    rec.statement(statement(info.session_id, 2))
+    with caplog.at_level("ERROR", logger="sqlgate.recording"):
+        await rec.flush()
+    assert rec.healthy
+    assert caplog.text.count("skipping a malformed recording item") == 2
+    assert rec.dropped == 2
+    rows = await store.fetchall("SELECT chain_seq, statement_seq FROM audit_log ORDER BY chain_seq")
+    assert [(r["chain_seq"], r["statement_seq"]) for r in rows] == [(1, None), (2, 2)]
+    assert (await verify(store)).ok
+    await rec.close()
+
+
+async def test_close_gives_up_after_the_drain_time_and_says_what_was_lost(
+    store: Store, store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    rec = _recorder(store, flush_interval_seconds=0.01)
+    await rec.start()
+    info = session_info()
+    raw_execute(store_url, "ALTER TABLE sessions RENAME TO sessions_away")
+    rec.session_started(info)
+    rec.statement(statement(info.session_id, 1))
+    with caplog.at_level("ERROR", logger="sqlgate.recording"):
+        await rec.close(drain_seconds=0.3)
+    assert "recorder closed with 2 events unwritten" in caplog.text
+    assert not rec.statement(statement(info.session_id, 2))

@@ -19,7 +19,6 @@ from sqlgate.recording import (
 from sqlgate.recording.cli import add_arguments
 from sqlgate.recording.replay import format_table
 from sqlgate.store import Store
-
 from tests.unit.store.fixtures import outcome, session_info, statement, write_config
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z
@@ -42,7 +41,9 @@ async def _transcript_session(store: Store) -> str:
     info = session_info("3f2a9c0d1e2b4f5a6b7c8d9e0f1a2b3c", started_at=T0)
     rec.session_started(info)
     sid = info.session_id
-    rec.statement(statement(sid, 1, "SELECT id, email FROM users LIMIT 2", at=T0 + 0.5, mono=M0 + 0.5))
+    rec.statement(
+        statement(sid, 1, "SELECT id, email FROM users LIMIT 2", at=T0 + 0.5, mono=M0 + 0.5)
+    )
     rec.event(RecordingEvent.columns(sid, M0 + 0.51, 1, ["id", "email"]))
     rec.event(RecordingEvent.rows(sid, M0 + 0.52, 1, [[1, "****"], [22, "b****@example.org"]]))
     mono.now = M0 + 0.53
@@ -89,10 +90,15 @@ async def test_replay_prints_a_psql_like_transcript(store: Store) -> None:
         "(2 rows)\n"
         "-- 3.1 ms\n"
     ) in text
-    assert "app=> DROP TABLE users;\n-- #2 BLOCK by policy ai-agents, rule 1: destructive commands are not allowed" in text
+    assert (
+        "app=> DROP TABLE users;\n-- #2 BLOCK by policy ai-agents, rule 1: destructive commands are not allowed"
+        in text
+    )
     assert ("ERROR:  blocked by policy ai-agents rule 1: destructive commands are not allowed "
             "(SQLSTATE 42501)") in text  # fmt: skip
-    assert "app=> UPDATE t SET x = $1\nWHERE id = $2;\n-- params: $1='it''s', $2=NULL\n" in text
+    assert (
+        "app=> UPDATE t SET x = $1\napp-> WHERE id = $2;\n-- params: $1='it''s', $2=NULL\n" in text
+    )
     assert "WARNING:  t is deprecated\nUPDATE 4\n" in text
     assert "(2 rows recorded of 5000)" in text
     assert "-- disconnected 2024-05-01T12:00:05.000Z: client closed" in text
@@ -177,7 +183,9 @@ async def test_sessions_are_listed_newest_first_with_filters(store: Store) -> No
     rec.session_ended(a.session_id, T0 + 3, "client closed")
     await rec.close()
     assert [s.session_id for s in await list_sessions(store)] == [b.session_id, a.session_id]
-    assert [s.session_id for s in await list_sessions(store, identity="bob@example.com")] == [b.session_id]
+    assert [s.session_id for s in await list_sessions(store, identity="bob@example.com")] == [
+        b.session_id
+    ]
     assert [s.session_id for s in await list_sessions(store, identity="alice")] == [a.session_id]
     assert [s.session_id for s in await list_sessions(store, target="app")] == [a.session_id]
     assert [s.session_id for s in await list_sessions(store, since=T0 + 5)] == [b.session_id]
@@ -200,7 +208,16 @@ async def test_cli_sessions_list_and_replay(
                                  "--since", "2024-05-01"])  # fmt: skip
     assert await asyncio.to_thread(args.func, args) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["SESSION", "STARTED", "DURATION", "IDENTITY", "TARGET", "CLIENT", "STMTS", "END"]
+    assert out[0].split() == [
+        "SESSION",
+        "STARTED",
+        "DURATION",
+        "IDENTITY",
+        "TARGET",
+        "CLIENT",
+        "STMTS",
+        "END",
+    ]
     assert out[1].split() == [sid, "2024-05-01T12:00:00.000Z", "5.0s", "alice@example.com", "app",
                               "10.0.0.5:51234", "4", "client", "closed"]  # fmt: skip
     args = _parser().parse_args(["replay", sid, "--config", config, "--speed", "0"])

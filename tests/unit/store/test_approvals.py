@@ -112,7 +112,9 @@ async def test_one_shot_grant_is_spent_once(store: Store) -> None:
     req = await _request(repo)
     now = time.time()
     assert not await repo.mark_grant_used(req.id, at=now)  # not approved yet
-    await repo.decide(req.id, ApprovalStatus.APPROVED, decided_by={"sub": "bob"}, reason=None, at=now)
+    await repo.decide(
+        req.id, ApprovalStatus.APPROVED, decided_by={"sub": "bob"}, reason=None, at=now
+    )
     assert await repo.mark_grant_used(req.id, at=now)
     assert not await repo.mark_grant_used(req.id, at=now)
 

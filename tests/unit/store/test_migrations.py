@@ -37,9 +37,17 @@ async def test_migrations_apply_once_and_rerun_as_no_op(store_url: str) -> None:
     finally:
         await again.close()
     if store_url.startswith("sqlite"):
-        names = {r[0] for r in raw_execute(store_url, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        names = {
+            r[0]
+            for r in raw_execute(store_url, "SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
     else:
-        names = {r[0] for r in raw_execute(store_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        names = {
+            r[0]
+            for r in raw_execute(
+                store_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )
+        }
     assert names >= TABLES
 
 
@@ -71,7 +79,9 @@ async def test_read_only_tools_do_not_create_a_missing_sqlite_store(tmp_path: Pa
     assert not path.exists()
 
 
-async def test_read_only_tools_refuse_a_database_without_schema(store_url: str, tmp_path: Path) -> None:
+async def test_read_only_tools_refuse_a_database_without_schema(
+    store_url: str, tmp_path: Path
+) -> None:
     if store_url.startswith("sqlite"):
         raw_execute(store_url, "CREATE TABLE unrelated (x INTEGER)")
     with pytest.raises(StoreNotInitialized):

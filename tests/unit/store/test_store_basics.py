@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import stat
+from pathlib import Path
 
 import pytest
 
-from sqlgate.store import Store
+from sqlgate.store import Store, open_store
 
 
 async def test_failed_transaction_rolls_back_and_store_stays_usable(store: Store) -> None:
@@ -51,4 +53,23 @@ async def test_percent_and_question_marks_in_values_survive(store: Store) -> Non
     await store.execute("INSERT INTO audit_chains (chain_id, writer, started_at, updated_at, head_seq, "
                         "head_hash, anchor_seq, anchor_hash, last_batch) VALUES (?, ?, 0, 0, 0, 'h', 0, 'h', 0)",
                         ("c%s?", "50% done?"))  # fmt: skip
-    assert await store.fetchval("SELECT writer FROM audit_chains WHERE chain_id = ?", ("c%s?",)) == "50% done?"
+    assert (
+        await store.fetchval("SELECT writer FROM audit_chains WHERE chain_id = ?", ("c%s?",))
+        == "50% done?"
+    )
+
+
+async def test_new_sqlite_store_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        await store.execute("CREATE TABLE t (x INTEGER)")
+        assert _modes(path) == {0o600}
+    finally:
+        await store.close()
+
+
+def _modes(db: Path) -> set[int]:
+    """Permission bits of the database file and its WAL companions."""
+    files = [db, *db.parent.glob(f"{db.name}-*")]
+    return {stat.S_IMODE(f.stat().st_mode) for f in files}

@@ -1,0 +1,1135 @@
+"""sqlgate against PostgreSQL direct and PgBouncer, on one machine, in one run.
+
+    bench/run [--quick] [--duration S] [--workers N] [--json FILE] [--profile]
+    python -m bench ...                       (the same, from the repository root)
+
+Starts a throwaway PostgreSQL, PgBouncer (session pooling) and `sqlgate serve` with token
+login and a realistic agent policy (block rules, masks), then measures:
+
+  pgbench   pgbench -S in simple and prepared mode, runs alternating direct / PgBouncer /
+            sqlgate, median TPS and the ratios sqlgate/PgBouncer and sqlgate/direct
+  stream    a 1M-row SELECT with one masked column read by psql (-o /dev/null)
+  connect   connect + SELECT 1 + close per second, and the milliseconds sqlgate adds
+  idle      RSS per idle client connection with 1,000 clients held (sqlgate --workers 1,
+            and PgBouncer), and whether all of them can still run SELECT 1
+
+Prints a table, writes JSON (bench/results/latest.json by default) and tears everything down,
+also on Ctrl-C or failure. Progress goes to stderr. See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from bench.harness import (
+    SVC_PASSWORD,
+    Gateway,
+    connect_seconds,
+    direct_dsn,
+    gateway_config,
+    gateway_dsn,
+    postgres,
+    workdir,
+)
+from tests.support.pgserver import PgServer
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_JSON = REPO / "bench" / "results" / "latest.json"
+PHASES = ("pgbench", "stream", "connect", "idle")
+SVC_USER = "sqlgate_svc"
+PG_SETTINGS = {
+    "max_connections": "1200",  # 1,000 idle clients through one proxy, plus headroom
+    "shared_buffers": "256MB",  # the scale-10 pgbench database (~160 MB) stays in memory
+    "log_connections": "off",
+}
+
+# The identity every benchmark client logs in as. The agent policy is the one an operator
+# would give an AI agent: destructive, privilege and dangerous-function statements blocked,
+# reads/writes/transactions/session commands allowed, PII columns masked. pgbench -S reads
+# `abalance` from pgbench_accounts, a table with a masked column, so masking is planned on
+# every result even though the column it reads is not masked.
+AGENT_GROUP = "agents"
+UNMASKED_GROUP = "agents-unmasked"  # same rules, no masks: the stream's fast-path baseline
+_RULES = """
+      - {action: block, operations: [drop_database, drop_schema, drop_table, drop_view, drop_function, drop_index, drop_other, truncate], reason: destructive commands are not allowed}
+      - {action: block, categories: [dcl], reason: privilege changes are not allowed}
+      - {action: block, functions: [pg_read_file, pg_read_binary_file, pg_ls_dir, pg_stat_file, "lo_*", "dblink*", "*_to_xml*", ts_stat, set_config, pg_sleep, pg_terminate_backend, pg_cancel_backend, pg_reload_conf], reason: dangerous function}
+      - {action: block, operations: [update_without_where, delete_without_where], reason: UPDATE/DELETE need a WHERE}
+      - {action: block, categories: [copy_in, copy_out, procedural, admin], reason: not for agents}
+      - {action: allow, categories: [read, write, tcl, session]}"""  # noqa: E501
+POLICY = f"""
+  - name: agents
+    when: {{groups: [{AGENT_GROUP}]}}
+    rules:{_RULES}
+    masks:
+      - {{columns: [public.pgbench_accounts.filler], strategy: redact}}
+      - {{columns: ["*.ssn"], strategy: redact}}
+    default: block
+  - name: agents-unmasked
+    when: {{groups: [{UNMASKED_GROUP}]}}
+    rules:{_RULES}
+    default: block
+"""
+# Appended to the gateway's config. Audit and recording are not wired into `sqlgate serve`
+# yet; when they are, pass their section with --gateway-yaml FILE to measure them too.
+GATEWAY_EXTRA = """
+server: {shutdown_grace_seconds: 2}
+"""
+
+STREAM_TABLE = "bench_people"
+STREAM_QUERY = f"SELECT id, ssn, note FROM {STREAM_TABLE}"
+
+
+# --------------------------------------------------------------------------- plumbing
+
+_T0 = time.monotonic()
+
+
+def progress(message: str) -> None:
+    elapsed = int(time.monotonic() - _T0)
+    print(f"[bench {elapsed // 60:02d}:{elapsed % 60:02d}] {message}", file=sys.stderr, flush=True)
+
+
+class BenchError(RuntimeError):
+    """A component failed to start or a measurement could not be taken."""
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(cannot read {path}: {exc.strerror})"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat_line = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat_line.rsplit(")", 1)[1].split()[1])
+        children[ppid].append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def rss_kb(root: int) -> int:
+    """Sum of VmRSS (kB) over the process tree of `root`."""
+    total = 0
+    for pid in process_tree(root):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def _version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+        return (out.stdout or out.stderr).splitlines()[0].strip()
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# --------------------------------------------------------------------------- components
+
+
+@dataclass
+class Endpoint:
+    """Where a client connects: one of direct, pgbouncer, sqlgate."""
+
+    name: str
+    port: int
+    user: str
+    password: str
+
+    @property
+    def dsn(self) -> str:
+        return (
+            f"host=127.0.0.1 port={self.port} dbname=app user={self.user} "
+            f"password={self.password} sslmode=disable"
+        )
+
+
+@dataclass
+class Bouncer:
+    port: int
+    process: subprocess.Popen[bytes]
+    directory: Path
+
+
+@contextlib.contextmanager
+def pgbouncer(pg: PgServer, work: Path, max_clients: int) -> Iterator[Bouncer]:
+    """PgBouncer in session pooling mode, run in the foreground as the unprivileged `postgres`
+    user when we are root (it refuses to run as root); SCRAM from a plain-text auth_file."""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    directory = work / "pgbouncer"
+    directory.mkdir(mode=0o700)
+    port = _free_port()
+    (directory / "userlist.txt").write_text(f'"{SVC_USER}" "{SVC_PASSWORD}"\n')
+    (directory / "pgbouncer.ini").write_text(f"""\
+[databases]
+app = host=127.0.0.1 port={pg.port} dbname=app
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {directory / "userlist.txt"}
+pool_mode = session
+max_client_conn = {max_clients + 100}
+default_pool_size = {max_clients + 50}
+max_db_connections = 0
+server_reset_query = DISCARD ALL
+ignore_startup_parameters = extra_float_digits,options
+logfile = {directory / "pgbouncer.log"}
+pidfile = {directory / "pgbouncer.pid"}
+log_connections = 0
+log_disconnections = 0
+""")
+    kwargs: dict[str, Any] = {}
+    if os.geteuid() == 0:
+        import pwd
+
+        account = pwd.getpwnam(os.environ.get("SQLGATE_PG_USER", "postgres"))
+        for path in [directory, *directory.iterdir()]:
+            os.chown(path, account.pw_uid, account.pw_gid)
+        # The work dir is 0700 root; the postgres user only needs to traverse it.
+        work.chmod(0o711)
+        kwargs = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    stderr_path = directory / "stderr.log"
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [binary, str(directory / "pgbouncer.ini")],
+            cwd=directory,
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=stderr,
+            start_new_session=True,
+            **kwargs,
+        )
+    try:
+        if not _wait_port(port, proc, 15):
+            raise BenchError(
+                f"pgbouncer did not start (exit code {proc.poll()}).\n--- its stderr ---\n"
+                f"{_tail(stderr_path)}\n--- its log ---\n{_tail(directory / 'pgbouncer.log')}"
+            )
+        yield Bouncer(port, proc, directory)
+    finally:
+        _stop_process(proc)
+
+
+@contextlib.contextmanager
+def sqlgate(
+    pg: PgServer, work: Path, workers: int, name: str, extra_yaml: str = ""
+) -> Iterator[Gateway]:
+    """`sqlgate serve` as a subprocess, its output in <work>/<name>.log."""
+    config = work / f"{name}.yaml"
+    text = gateway_config(pg, work, POLICY, GATEWAY_EXTRA + extra_yaml)
+    config.write_text(text)
+    port = int(text.split("postgres: 127.0.0.1:")[1].split()[0])
+    admin = int(text.split("admin: 127.0.0.1:")[1].split()[0])
+    env = {**os.environ, "SQLGATE_BENCH_SVC_PASSWORD": SVC_PASSWORD}
+    log_path = work / f"{name}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sqlgate.cli",
+                "serve",
+                "--workers",
+                str(workers),
+                "--config",
+                str(config),
+            ],
+            env=env,
+            cwd=work,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{admin}/readyz", timeout=1).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(
+                    f"sqlgate did not start (exit code {proc.poll()}):\n{_tail(log_path)}"
+                )
+            time.sleep(0.1)
+        # With several workers, wait until each has bound the port (SO_REUSEPORT).
+        while len(process_tree(proc.pid)) < (1 if workers == 1 else workers + 1):
+            time.sleep(0.1)
+        time.sleep(0.5 if workers > 1 else 0)
+        yield Gateway(port, admin, config, proc)
+    finally:
+        _stop_process(proc, 15)
+
+
+# --------------------------------------------------------------------------- data set-up
+
+
+def prepare_data(pg: PgServer, scale: int, rows: int) -> None:
+    env = {**os.environ, "PGPASSWORD": SVC_PASSWORD, "PGSSLMODE": "disable"}
+    progress(f"pgbench -i -s {scale} ...")
+    proc = subprocess.run(
+        [
+            "pgbench",
+            "-i",
+            "-q",
+            "-s",
+            str(scale),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(pg.port),
+            "-U",
+            SVC_USER,
+            "app",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise BenchError(f"pgbench -i failed:\n{proc.stderr}")
+    progress(f"creating {STREAM_TABLE} ({rows:,} rows) ...")
+    with psycopg.connect(direct_dsn(pg), autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE {STREAM_TABLE} AS SELECT g AS id, "
+            "format('%s-%s-%s', 100 + g % 800, 10 + g % 90, 1000 + g % 9000) AS ssn, "
+            f"'order note number ' || g AS note FROM generate_series(1, {rows}) g"
+        )
+        conn.execute("VACUUM ANALYZE")
+
+
+def check_enforcement(gw_endpoint: Endpoint) -> dict[str, Any]:
+    """Prove the policy is really on: blocks answer 42501, masked columns come back masked."""
+    checks: dict[str, Any] = {}
+    with psycopg.connect(gw_endpoint.dsn, autocommit=True) as conn:
+        for label, sql in (
+            ("drop_blocked", "DROP TABLE pgbench_history"),
+            ("truncate_blocked", "TRUNCATE pgbench_history"),
+            ("grant_blocked", "GRANT SELECT ON pgbench_accounts TO PUBLIC"),
+            ("function_blocked", "SELECT pg_sleep(0)"),
+        ):
+            try:
+                conn.execute(sql)
+                checks[label] = False
+            except psycopg.Error as exc:
+                checks[label] = exc.sqlstate == "42501"
+        row = conn.execute("SELECT filler FROM pgbench_accounts WHERE aid = 1").fetchone()
+        checks["filler_masked"] = row is not None and row[0] == "****"
+        row = conn.execute(f"SELECT ssn FROM {STREAM_TABLE} WHERE id = 1").fetchone()
+        checks["ssn_masked"] = row is not None and row[0] == "****"
+        row = conn.execute("SELECT abalance FROM pgbench_accounts WHERE aid = 1").fetchone()
+        checks["unmasked_column_passes"] = row is not None and row[0] == 0
+    return checks
+
+
+# --------------------------------------------------------------------------- pgbench
+
+
+@dataclass
+class PgbenchRun:
+    tps: float
+    processed: int
+    failed: int
+    ok: bool
+    detail: str = ""
+
+
+_TPS = re.compile(r"^tps = ([\d.]+) \(without initial connection time\)", re.M)
+_PROCESSED = re.compile(r"number of transactions actually processed: (\d+)")
+_FAILED = re.compile(r"number of failed transactions: (\d+)")
+
+
+def pgbench(
+    endpoint: Endpoint, mode: str, duration: float, clients: int, threads: int
+) -> PgbenchRun:
+    env = {**os.environ, "PGPASSWORD": endpoint.password, "PGSSLMODE": "disable"}
+    cmd = [
+        "pgbench",
+        "-n",
+        "-S",
+        "-M",
+        mode,
+        "-c",
+        str(clients),
+        "-j",
+        str(threads),
+        "-T",
+        str(max(1, round(duration))),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(endpoint.port),
+        "-U",
+        endpoint.user,
+        "app",
+    ]
+    proc = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, check=False, timeout=duration + 120
+    )
+    out = proc.stdout + proc.stderr
+    tps, processed, failed = _TPS.search(out), _PROCESSED.search(out), _FAILED.search(out)
+    run = PgbenchRun(
+        tps=float(tps.group(1)) if tps else 0.0,
+        processed=int(processed.group(1)) if processed else 0,
+        failed=int(failed.group(1)) if failed else -1,
+        ok=False,
+    )
+    run.ok = (
+        proc.returncode == 0
+        and tps is not None
+        and run.failed == 0
+        and run.processed > 0
+        and "aborted" not in out
+    )
+    if not run.ok:
+        run.detail = f"exit {proc.returncode}: " + " | ".join(out.strip().splitlines()[-6:])
+    return run
+
+
+def phase_pgbench(endpoints: list[Endpoint], opts: Options, results: Results) -> None:
+    clients, threads = 8, 2
+    progress("pgbench warm-up (not measured)")
+    for mode in ("simple", "prepared"):
+        for ep in endpoints:
+            pgbench(ep, mode, opts.warmup, clients, threads)
+    runs: dict[str, dict[str, list[PgbenchRun]]] = {
+        m: {ep.name: [] for ep in endpoints} for m in ("simple", "prepared")
+    }
+    for rnd in range(1, opts.rounds + 1):
+        for mode in ("simple", "prepared"):
+            for ep in endpoints:
+                run = pgbench(ep, mode, opts.duration, clients, threads)
+                runs[mode][ep.name].append(run)
+                flag = "" if run.ok else f"  FAILED: {run.detail}"
+                progress(
+                    f"pgbench -S -M {mode:<8} round {rnd}/{opts.rounds} {ep.name:<9} "
+                    f"{run.tps:>9.0f} tps{flag}"
+                )
+                if not run.ok:
+                    results.errors.append(f"pgbench {mode} {ep.name}: {run.detail}")
+    out: dict[str, Any] = {
+        "clients": clients,
+        "threads": threads,
+        "duration_s": opts.duration,
+        "rounds": opts.rounds,
+    }
+    for mode, per in runs.items():
+        entry: dict[str, Any] = {}
+        for name, rs in per.items():
+            entry[name] = {
+                "tps": [round(r.tps, 1) for r in rs],
+                "median_tps": round(statistics.median(r.tps for r in rs), 1),
+                "failed_transactions": sum(max(r.failed, 0) for r in rs),
+                "all_ok": all(r.ok for r in rs),
+            }
+        entry["ratio_sqlgate_pgbouncer"] = _ratio(
+            entry["sqlgate"]["median_tps"], entry["pgbouncer"]["median_tps"]
+        )
+        entry["ratio_sqlgate_direct"] = _ratio(
+            entry["sqlgate"]["median_tps"], entry["direct"]["median_tps"]
+        )
+        out[mode] = entry
+    results.data["pgbench"] = out
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else 0.0
+
+
+# --------------------------------------------------------------------------- stream
+
+
+def psql_seconds(endpoint: Endpoint, query: str) -> float:
+    env = {**os.environ, "PGPASSWORD": endpoint.password, "PGSSLMODE": "disable"}
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(endpoint.port),
+            "-U",
+            endpoint.user,
+            "-d",
+            "app",
+            "-X",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-o",
+            "/dev/null",
+            "-c",
+            query,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise BenchError(f"psql through {endpoint.name} failed: {proc.stderr.strip()}")
+    return elapsed
+
+
+def phase_stream(endpoints: list[Endpoint], opts: Options, results: Results) -> None:
+    progress(f"stream warm-up: {STREAM_QUERY}")
+    for ep in endpoints:
+        psql_seconds(ep, STREAM_QUERY)
+    times: dict[str, list[float]] = {ep.name: [] for ep in endpoints}
+    for rnd in range(1, opts.stream_rounds + 1):
+        for ep in endpoints:
+            seconds = psql_seconds(ep, STREAM_QUERY)
+            times[ep.name].append(seconds)
+            progress(
+                f"stream round {rnd}/{opts.stream_rounds} {ep.name:<16} {seconds:6.2f} s "
+                f"({opts.rows / seconds:,.0f} rows/s)"
+            )
+    direct = statistics.median(times["direct"])
+    out: dict[str, Any] = {
+        "rows": opts.rows,
+        "query": STREAM_QUERY,
+        "masked_column": f"public.{STREAM_TABLE}.ssn (*.ssn, redact)",
+    }
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        out[name] = {
+            "seconds": [round(t, 3) for t in ts],
+            "median_s": round(med, 3),
+            "rows_per_s": int(opts.rows / med),
+            "ratio_to_direct": _ratio(direct, med),
+        }
+    results.data["stream"] = out
+
+
+# --------------------------------------------------------------------------- connect
+
+
+def phase_connect(endpoints: list[Endpoint], opts: Options, results: Results) -> None:
+    progress(
+        f"connect warm-up; then {opts.connect_n} sequential connect+SELECT 1+close "
+        f"per target per round"
+    )
+    for ep in endpoints:
+        connect_seconds(ep.dsn, 10)
+    times: dict[str, list[float]] = {ep.name: [] for ep in endpoints}
+    for rnd in range(1, opts.rounds + 1):
+        for ep in endpoints:
+            seconds = connect_seconds(ep.dsn, opts.connect_n)
+            times[ep.name].append(seconds)
+            progress(
+                f"connect round {rnd}/{opts.rounds} {ep.name:<9} {seconds * 1000:6.2f} ms "
+                f"({1 / seconds:,.0f} conn/s)"
+            )
+    out: dict[str, Any] = {
+        "connections_per_round": opts.connect_n,
+        "rounds": opts.rounds,
+        "client": "psycopg 3, sequential, one thread",
+    }
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    for name, ts in times.items():
+        out[name] = {
+            "ms": [round(t * 1000, 3) for t in ts],
+            "median_ms": round(med[name] * 1000, 3),
+            "per_s": round(1 / med[name], 1),
+        }
+    out["added_ms_vs_direct"] = round((med["sqlgate"] - med["direct"]) * 1000, 3)
+    out["added_ms_vs_pgbouncer"] = round((med["sqlgate"] - med["pgbouncer"]) * 1000, 3)
+    out["ratio_sqlgate_direct"] = _ratio(med["direct"], med["sqlgate"])  # in connections/s
+    out["ratio_sqlgate_pgbouncer"] = _ratio(med["pgbouncer"], med["sqlgate"])
+    results.data["connect"] = out
+
+
+# --------------------------------------------------------------------------- idle memory
+
+
+async def _hold_idle(dsn: str, n: int, pid: int, settle: float) -> dict[str, Any]:
+    """Open `n` connections (each runs SELECT 1 once, then idles), measure RSS, check them."""
+    for _ in range(5):  # warm up the login path, so the baseline is not a cold process
+        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+        await conn.execute("SELECT 1")
+        await conn.close()
+    await asyncio.sleep(settle)
+    before = rss_kb(pid)
+    conns: list[psycopg.AsyncConnection[Any]] = []
+    open_errors: list[str] = []
+    gate = asyncio.Semaphore(16)
+
+    async def open_one() -> None:
+        async with gate:
+            try:
+                conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+                conns.append(conn)
+                await conn.execute("SELECT 1")
+            except psycopg.Error as exc:
+                open_errors.append(str(exc).strip())
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(open_one() for _ in range(n)))
+        open_s = time.perf_counter() - started
+        await asyncio.sleep(settle)
+        after = rss_kb(pid)
+        await asyncio.sleep(settle)
+        after2 = rss_kb(pid)
+
+        async def check(conn: psycopg.AsyncConnection[Any]) -> bool:
+            async with gate:
+                try:
+                    cur = await conn.execute("SELECT 1")
+                    return (await cur.fetchone()) == (1,)
+                except psycopg.Error:
+                    return False
+
+        alive = sum(await asyncio.gather(*(check(c) for c in conns)))
+    finally:
+        await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+    return {
+        "connections": n,
+        "opened": len(conns),
+        "still_answering_select_1": alive,
+        "open_errors": sorted(set(open_errors))[:5],
+        "open_seconds": round(open_s, 2),
+        "rss_before_kb": before,
+        "rss_after_kb": max(after, after2),
+        "kb_per_connection": round((max(after, after2) - before) / n, 1),
+    }
+
+
+def phase_idle(pg: PgServer, bouncer: Bouncer, work: Path, opts: Options, results: Results) -> None:
+    out: dict[str, Any] = {}
+    progress(f"idle: sqlgate --workers 1, {opts.idle_n} clients")
+    with sqlgate(pg, work, 1, "sqlgate-idle", opts.gateway_yaml) as gw:
+        token = gw.token("bench-agent", AGENT_GROUP)
+        out["sqlgate"] = asyncio.run(
+            _hold_idle(gateway_dsn(gw, token), opts.idle_n, gw.process.pid, opts.settle)
+        )
+        out["sqlgate"]["processes"] = len(process_tree(gw.process.pid))
+    progress(
+        f"idle sqlgate: {out['sqlgate']['kb_per_connection']} KB/connection, "
+        f"{out['sqlgate']['still_answering_select_1']}/{opts.idle_n} answered SELECT 1"
+    )
+    progress(f"idle: PgBouncer, {opts.idle_n} clients")
+    ep = Endpoint("pgbouncer", bouncer.port, SVC_USER, SVC_PASSWORD)
+    out["pgbouncer"] = asyncio.run(
+        _hold_idle(ep.dsn, opts.idle_n, bouncer.process.pid, opts.settle)
+    )
+    progress(
+        f"idle PgBouncer: {out['pgbouncer']['kb_per_connection']} KB/connection, "
+        f"{out['pgbouncer']['still_answering_select_1']}/{opts.idle_n} answered SELECT 1"
+    )
+    for name in ("sqlgate", "pgbouncer"):
+        if out[name]["still_answering_select_1"] != opts.idle_n:
+            results.errors.append(
+                f"idle {name}: only {out[name]['still_answering_select_1']} of {opts.idle_n} "
+                f"connections answered SELECT 1 ({out[name]['open_errors']})"
+            )
+    results.data["idle"] = out
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def phase_profile(gw: Gateway, endpoint: Endpoint, opts: Options, results: Results) -> None:
+    """py-spy on the sqlgate processes during one extra simple-mode pgbench run."""
+    pyspy = shutil.which("py-spy")
+    if pyspy is None:
+        results.errors.append("--profile: py-spy is not installed")
+        return
+    raw = opts.json_path.parent / "profile-simple.txt"
+    duration = max(3, round(opts.duration))
+    progress(f"profile: py-spy record on sqlgate during pgbench -S -M simple ({duration}s)")
+    spy = subprocess.Popen(
+        [
+            pyspy,
+            "record",
+            "--pid",
+            str(gw.process.pid),
+            "--subprocesses",
+            "--format",
+            "raw",
+            "--output",
+            str(raw),
+            "--rate",
+            "100",
+            "--duration",
+            str(duration + 2),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(1.5)
+    run = pgbench(endpoint, "simple", duration, 8, 2)
+    _, err = spy.communicate(timeout=duration + 60)
+    if spy.returncode != 0 or not raw.exists():
+        results.errors.append(f"py-spy failed: {err.decode(errors='replace').strip()[-500:]}")
+        return
+    self_t, total_t, samples = summarize_collapsed(raw.read_text())
+    top = 20
+
+    def rows(counter: collections.Counter[str]) -> list[dict[str, Any]]:
+        return [
+            {"function": f, "percent": round(100 * c / samples, 1)}
+            for f, c in counter.most_common(top)
+        ]
+
+    results.data["profile"] = {
+        "tps_while_profiled": round(run.tps, 1),
+        "samples": samples,
+        "collapsed_stacks": str(raw),
+        "top_self": rows(self_t),
+        "top_total": rows(total_t),
+    }
+
+
+def _frame(text: str) -> str:
+    """`func (path/to/file.py:12)` -> `func (file.py)`, grouped by function."""
+    m = re.match(r"^(.*?) \((.*?)(?::\d+)?\)$", text.strip())
+    if not m:
+        return text.strip()
+    func, path = m.groups()
+    for marker in ("site-packages/", "src/", "lib/python3.11/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{func} ({path})"
+
+
+def summarize_collapsed(
+    text: str,
+) -> tuple[collections.Counter[str], collections.Counter[str], int]:
+    self_t: collections.Counter[str] = collections.Counter()
+    total_t: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in text.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_frame(f) for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        samples += count
+        self_t[frames[-1]] += count
+        for f in set(frames):
+            total_t[f] += count
+    return self_t, total_t, max(samples, 1)
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class Options:
+    quick: bool
+    duration: float
+    warmup: float
+    rounds: int
+    stream_rounds: int
+    workers: int
+    rows: int
+    scale: int
+    connect_n: int
+    idle_n: int
+    settle: float
+    json_path: Path
+    phases: tuple[str, ...]
+    profile: bool
+    gateway_yaml: str
+
+
+@dataclass
+class Results:
+    data: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def _fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _mark(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def report_rows(data: dict[str, Any]) -> list[list[str]]:
+    """Cells: measurement, direct, PgBouncer, sqlgate, the two ratios, target, met."""
+    rows: list[list[str]] = []
+    pgb = data.get("pgbench")
+    if pgb:
+        for mode in ("simple", "prepared"):
+            e = pgb[mode]
+            r = e["ratio_sqlgate_pgbouncer"]
+            rows.append(
+                [
+                    f"pgbench -S -M {mode} (TPS, median)",
+                    _fmt(e["direct"]["median_tps"]),
+                    _fmt(e["pgbouncer"]["median_tps"]),
+                    _fmt(e["sqlgate"]["median_tps"]),
+                    f"{r:.2f}x",
+                    f"{e['ratio_sqlgate_direct']:.2f}x",
+                    "≥ 0.90x PgBouncer",
+                    _mark(r >= 0.9),
+                ]
+            )
+    st = data.get("stream")
+    if st:
+        r = st["sqlgate"]["ratio_to_direct"]
+        rows.append(
+            [
+                f"{st['rows']:,}-row stream, 1 masked column (rows/s)",
+                _fmt(st["direct"]["rows_per_s"]),
+                _fmt(st["pgbouncer"]["rows_per_s"]),
+                _fmt(st["sqlgate"]["rows_per_s"]),
+                f"{_ratio(st['pgbouncer']['median_s'], st['sqlgate']['median_s']):.2f}x",
+                f"{r:.2f}x",
+                "≥ 0.50x direct",
+                _mark(r >= 0.5),
+            ]
+        )
+        u = st["sqlgate-unmasked"]
+        rows.append(
+            [
+                f"{st['rows']:,}-row stream, same query, policy without masks (rows/s)",
+                _fmt(st["direct"]["rows_per_s"]),
+                _fmt(st["pgbouncer"]["rows_per_s"]),
+                _fmt(u["rows_per_s"]),
+                f"{_ratio(st['pgbouncer']['median_s'], u['median_s']):.2f}x",
+                f"{u['ratio_to_direct']:.2f}x",
+                "(information)",
+                "",
+            ]
+        )
+    cn = data.get("connect")
+    if cn:
+        rows.append(
+            [
+                "connect + SELECT 1 + close (per second)",
+                _fmt(cn["direct"]["per_s"]),
+                _fmt(cn["pgbouncer"]["per_s"]),
+                _fmt(cn["sqlgate"]["per_s"]),
+                f"{cn['ratio_sqlgate_pgbouncer']:.2f}x",
+                f"{cn['ratio_sqlgate_direct']:.2f}x",
+                "(information)",
+                "",
+            ]
+        )
+        rows.append(
+            [
+                "… time per connection (ms)",
+                _fmt(cn["direct"]["median_ms"], ".2f"),
+                _fmt(cn["pgbouncer"]["median_ms"], ".2f"),
+                _fmt(cn["sqlgate"]["median_ms"], ".2f"),
+                f"{cn['added_ms_vs_pgbouncer']:+.2f} ms",
+                f"{cn['added_ms_vs_direct']:+.2f} ms",
+                "(information)",
+                "",
+            ]
+        )
+    idle = data.get("idle")
+    if idle:
+        g, b = idle["sqlgate"], idle["pgbouncer"]
+        rows.append(
+            [
+                f"memory per idle client connection (KB RSS, {g['connections']:,} held)",
+                "-",
+                _fmt(b["kb_per_connection"], ".1f"),
+                _fmt(g["kb_per_connection"], ".1f"),
+                f"{_ratio(g['kb_per_connection'], b['kb_per_connection']):.1f}x",
+                "-",
+                "< 50 KB",
+                _mark(g["kb_per_connection"] < 50),
+            ]
+        )
+        held = g["still_answering_select_1"]
+        rows.append(
+            [
+                "idle clients still answering SELECT 1 at the end",
+                "-",
+                f"{b['still_answering_select_1']:,}/{b['connections']:,}",
+                f"{held:,}/{g['connections']:,}",
+                "",
+                "",
+                "1,000 held",
+                _mark(held == g["connections"] >= 1000),
+            ]
+        )
+    return rows
+
+
+def markdown_table(data: dict[str, Any]) -> str:
+    head = [
+        "measurement",
+        "direct",
+        "PgBouncer",
+        "sqlgate",
+        "sqlgate/PgBouncer",
+        "sqlgate/direct",
+        "target",
+        "met",
+    ]
+    rows = report_rows(data)
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(head), sep, *(line(r) for r in rows)])
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="bench/run",
+        description="sqlgate vs PostgreSQL direct vs PgBouncer; see docs/performance.md",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="short smoke run (3 s pgbench runs, 100k rows, 100 idle clients)",
+    )
+    parser.add_argument("--duration", type=float, help="seconds per pgbench run (default 20)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds per target (default 3)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="sqlgate worker processes (default: one per core, "
+        f"{os.cpu_count()} here); the idle test always uses 1",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_JSON,
+        metavar="FILE",
+        help="where to write the results (default bench/results/latest.json)",
+    )
+    parser.add_argument("--rows", type=int, help="rows in the stream test (default 1,000,000)")
+    parser.add_argument("--idle", type=int, help="idle client connections (default 1,000)")
+    parser.add_argument(
+        "--only",
+        default=",".join(PHASES),
+        help=f"comma-separated phases to run (default {','.join(PHASES)})",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the pgbench phase, py-spy the sqlgate workers during one "
+        "more simple-mode run and report the hottest functions",
+    )
+    parser.add_argument(
+        "--gateway-yaml",
+        type=Path,
+        metavar="FILE",
+        help="YAML appended to the sqlgate config (e.g. audit/recording sections, once they exist)",
+    )
+    args = parser.parse_args(argv)
+    phases = tuple(p.strip() for p in args.only.split(",") if p.strip())
+    unknown = [p for p in phases if p not in PHASES]
+    if unknown:
+        parser.error(f"unknown phase(s) {unknown}; choose from {list(PHASES)}")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    quick = args.quick
+    return Options(
+        quick=quick,
+        duration=args.duration or (3.0 if quick else 20.0),
+        warmup=1.0 if quick else 3.0,
+        rounds=args.rounds or (2 if quick else 3),
+        stream_rounds=args.rounds or (2 if quick else 3),
+        workers=args.workers,
+        rows=args.rows or (100_000 if quick else 1_000_000),
+        scale=10,
+        connect_n=30 if quick else 300,
+        idle_n=args.idle or (100 if quick else 1000),
+        settle=0.5 if quick else 2.0,
+        json_path=args.json.resolve(),
+        phases=phases,
+        profile=args.profile,
+        gateway_yaml=args.gateway_yaml.read_text() if args.gateway_yaml else "",
+    )
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(opts: Options) -> Results:
+    results = Results()
+    results.data.update(
+        {
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "quick": opts.quick,
+            "machine": {
+                "cpus": os.cpu_count(),
+                "kernel": platform.release(),
+                "python": platform.python_version(),
+                "postgres": _version(["pgbench", "--version"]).removeprefix("pgbench "),
+                "pgbouncer": _version(["pgbouncer", "--version"]),
+            },
+            "settings": {
+                "sqlgate_workers": opts.workers,
+                "pgbench_scale": opts.scale,
+                "postgres": PG_SETTINGS,
+                "phases": list(opts.phases),
+                "gateway_extra_yaml": bool(opts.gateway_yaml),
+            },
+        }
+    )
+    work = workdir()
+    progress(f"work dir {work}")
+    try:
+        with contextlib.ExitStack() as stack:
+            progress("starting PostgreSQL")
+            pg = stack.enter_context(postgres(work / "pg", **PG_SETTINGS))
+            prepare_data(pg, opts.scale, opts.rows)
+            progress("starting PgBouncer")
+            bouncer = stack.enter_context(pgbouncer(pg, work, max(opts.idle_n, 100)))
+            direct = Endpoint("direct", pg.port, SVC_USER, SVC_PASSWORD)
+            pooled = Endpoint("pgbouncer", bouncer.port, SVC_USER, SVC_PASSWORD)
+            if set(opts.phases) & {"pgbench", "stream", "connect"}:
+                progress(f"starting sqlgate --workers {opts.workers}")
+                with sqlgate(pg, work, opts.workers, "sqlgate", opts.gateway_yaml) as gw:
+                    token = gw.token("bench-agent", AGENT_GROUP)
+                    through = Endpoint("sqlgate", gw.port, "bench", token)
+                    unmasked = Endpoint(
+                        "sqlgate-unmasked",
+                        gw.port,
+                        "bench",
+                        gw.token("bench-agent", UNMASKED_GROUP),
+                    )
+                    checks = check_enforcement(through)
+                    results.data["enforcement_checks"] = checks
+                    failed = [k for k, v in checks.items() if not v]
+                    if failed:
+                        results.errors.append(f"policy enforcement checks failed: {failed}")
+                    progress(f"enforcement checks: {failed or 'all passed'}")
+                    three = [direct, pooled, through]
+                    phases: dict[str, Callable[[], None]] = {
+                        "pgbench": lambda: phase_pgbench(three, opts, results),
+                        "stream": lambda: phase_stream([*three, unmasked], opts, results),
+                        "connect": lambda: phase_connect(three, opts, results),
+                    }
+                    for name in ("pgbench", "stream", "connect"):
+                        if name in opts.phases:
+                            phases[name]()
+                            if name == "pgbench" and opts.profile:
+                                phase_profile(gw, through, opts, results)
+            if "idle" in opts.phases:
+                phase_idle(pg, bouncer, work, opts, results)
+            progress("tearing down")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        results = run(opts)
+    except KeyboardInterrupt:
+        progress("interrupted; everything was torn down")
+        return 130
+    except BenchError as exc:
+        progress(f"failed: {exc}")
+        return 1
+    results.data["errors"] = results.errors
+    results.data["ok"] = not results.errors
+    opts.json_path.parent.mkdir(parents=True, exist_ok=True)
+    opts.json_path.write_text(json.dumps(results.data, indent=2) + "\n")
+    print()
+    print(
+        f"sqlgate benchmark, {results.data['date']}, {os.cpu_count()} CPU(s), "
+        f"sqlgate --workers {opts.workers}{' (QUICK: not representative)' if opts.quick else ''}"
+    )
+    print()
+    print(markdown_table(results.data))
+    prof = results.data.get("profile")
+    if prof:
+        print(
+            f"\nhottest functions in sqlgate during pgbench -S simple "
+            f"({prof['samples']} samples, {prof['tps_while_profiled']:.0f} TPS while profiled)"
+        )
+        print("  self time:")
+        for row in prof["top_self"][:15]:
+            print(f"    {row['percent']:5.1f}%  {row['function']}")
+        print("  including callees:")
+        for row in prof["top_total"][:15]:
+            print(f"    {row['percent']:5.1f}%  {row['function']}")
+    for error in results.errors:
+        print(f"ERROR: {error}")
+    print(f"\nJSON: {opts.json_path}")
+    return 0 if not results.errors else 1
