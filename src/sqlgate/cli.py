@@ -175,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     lint = psub.add_parser("lint", help="report unreachable rules and unknown names")
     lint.add_argument("--config", "-c", required=True)
     lint.set_defaults(func=cmd_policy_lint)
+
+    from sqlgate.audit.cli import add_arguments as add_audit_commands
+    from sqlgate.recording.cli import add_arguments as add_recording_commands
+
+    add_audit_commands(sub)
+    add_recording_commands(sub)
     return parser
 
 

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from sqlgate.api.app import AdminServer, build_app, start_admin
 from sqlgate.api.auth import require_identity
+from sqlgate.api.records import record_routes
 from sqlgate.config import Config, is_loopback, load_config
 from sqlgate.errors import ConfigError
 from sqlgate.identity import (
@@ -132,8 +133,12 @@ class Runtime:
             self.policies,
             worker=self.worker,
             supervisor_pid=self.supervisor_pid,
+            recorder=self.recorder,
+            on_login_failure=self._login_failed,
         )
         await self.gateway.start(reuse_port=reuse_port or self.worker[1] > 1)
+        if self.recorder is not None:
+            routes.extend(record_routes(self.recorder.store, self.verifier, lambda: self.config))
         admin = config.listen.address("admin")
         if admin is not None and self.worker[0] == 0:  # one admin listener per gateway
             app = build_app(self.readiness, routes)

@@ -62,8 +62,7 @@ def test_reload_and_graceful_drain(pg_server: PgServer, tmp_path: Path) -> None:
     admin_port = free_port()
     config = tmp_path / "sqlgate.yaml"
     config.write_text(gateway_yaml(pg_server.port, tmp_path, policies=POLICIES,
-                                   admin_port=admin_port,
-                                   extra="approvals: {approvers: [dba]}"))
+                                   admin_port=admin_port))
     proc = subprocess.Popen([*SQLGATE, "serve", "--workers", "2", "--config", str(config)],
                             text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())

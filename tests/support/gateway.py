@@ -105,6 +105,8 @@ masking:
   hash_key_env: SQLGATE_TEST_MASK_KEY
 store:
   url: sqlite:///{work / "sqlgate.db"}
+approvals:
+  approvers: [dba]
 {extra}
 policies:
 {policies}
