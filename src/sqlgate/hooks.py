@@ -26,6 +26,10 @@ class SessionHooks(Protocol):
         """Turn a `review` decision into allow or block (waits for a human in hold mode)."""
         ...
 
+    def widen_search_path(self, schemas: list[str]) -> None:
+        """Schemas the server may resolve unqualified names in (startup search_path, $user)."""
+        ...
+
     def statement_forwarded(self, statement: Statement, decision: Decision) -> None:
         """The statement went to the server (used to track PREPARE/DEALLOCATE and search_path)."""
         ...

@@ -22,6 +22,32 @@ _VERDICTS = {
     Action.REVIEW: Verdict.REVIEW,
 }
 
+# A statement can do more than its top-level category says (`CREATE TABLE x AS WITH d AS
+# (DELETE ...)` is ddl that deletes). Block and review rules also see these implied
+# categories; allow rules do not, so nothing is allowed on the strength of a lesser part.
+_IMPLIED_CATEGORY = {
+    **dict.fromkeys(
+        (
+            "insert",
+            "update",
+            "delete",
+            "merge",
+            "update_without_where",
+            "delete_without_where",
+            "lock",
+            "refresh_materialized_view",
+        ),
+        "write",
+    ),
+    **dict.fromkeys(
+        ("grant", "revoke", "create_role", "alter_role", "drop_role", "set_role"), "dcl"
+    ),
+    **dict.fromkeys(("do_block", "call"), "procedural"),
+    **dict.fromkeys(
+        ("copy_to_program", "copy_from_program", "copy_to_file", "copy_from_file"), "admin"
+    ),
+}
+
 
 def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile(fnmatch.translate(pattern.lower()))
@@ -67,7 +93,16 @@ class CompiledRule:
         ):
             # Fail closed: only a rule that names `unknown` may allow what was not classified.
             return False
-        if self.categories and analysis.category.value not in self.categories:
+        if (
+            self.categories
+            and analysis.category.value not in self.categories
+            and (
+                self.action is Action.ALLOW
+                or not any(
+                    _IMPLIED_CATEGORY.get(op) in self.categories for op in analysis.operations
+                )
+            )
+        ):
             return False
         if self.operations and self.operations.isdisjoint(analysis.operations):
             return False

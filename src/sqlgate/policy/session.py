@@ -120,8 +120,11 @@ class PolicySession:
         self.policy: CompiledPolicy | None = policy
         self.planner = service.planner(policy, target)
         self._version = service.policies.version
+        # Every schema the server's search_path may have held in this session, never
+        # shrinking: SET LOCAL, rolled back SETs and failed statements cannot make the
+        # gateway resolve a name to a different table than the server does.
         self.search_path: tuple[str, ...] = ("public",)
-        self.prepared: dict[str, tuple[StatementAnalysis, ...]] = {}
+        self.prepared: dict[str, str] = {}  # name -> the PREPARE statement's text
 
     def _current_policy(self) -> CompiledPolicy | None:
         if self._version != self.service.policies.version:
@@ -196,8 +199,10 @@ class PolicySession:
         """
         if analysis.execute_name is None:
             return analysis
-        prepared = self.prepared.get(analysis.execute_name)
-        if prepared is None or len(prepared) != 1:
+        text = self.prepared.get(analysis.execute_name)
+        # PostgreSQL re-plans a prepared statement under the current search_path: so do we.
+        prepared = None if text is None else self.service.analyze(text, self.search_path)
+        if not isinstance(prepared, tuple) or len(prepared) != 1:
             return analysis  # unknown: stays as analyzed (UNKNOWN), so it fails closed
         inner = prepared[0]
         category = inner.category if analysis.category is Category.UNKNOWN else analysis.category
@@ -230,7 +235,7 @@ class PolicySession:
             return
         for item in analysis:
             if item.prepare_name is not None:
-                self.prepared[item.prepare_name] = (item,)
+                self.prepared[item.prepare_name] = item.text
             elif item.deallocate_name == "*":
                 self.prepared.clear()
             elif item.deallocate_name is not None:
@@ -238,7 +243,15 @@ class PolicySession:
             elif "discard" in item.operations:
                 self.prepared.clear()
             if item.search_path is not None:
-                self.search_path = item.search_path
+                self.widen_search_path(item.search_path)
+
+    def widen_search_path(self, schemas: tuple[str, ...] | list[str]) -> None:
+        """Add schemas the server may now resolve unqualified names in."""
+        added = tuple(
+            s for s in dict.fromkeys(schemas) if s and s != "$user" and s not in self.search_path
+        )
+        if added:
+            self.search_path = self.search_path + added
 
 
 def _schema_table(qualified: str) -> tuple[str, str]:

@@ -293,6 +293,13 @@ class PgClientSession:
         self.hooks = hooks
 
         credentials = target.credentials_for(identity.groups)
+        # "$user" in the server's search_path, and a search_path given at startup.
+        hooks.widen_search_path(
+            [
+                credentials.user,
+                *(p.strip().strip('"') for p in params.get("search_path", "").split(",")),
+            ]
+        )
         try:
             self.backend = await connect_backend(
                 target,

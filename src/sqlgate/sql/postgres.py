@@ -589,9 +589,12 @@ def _rename(body: Node, verdict: _Verdict, facts: _Facts) -> Category:
 
 def _create_schema(body: Node, verdict: _Verdict, facts: _Facts) -> Category:
     verdict.operations.add("create_schema")
+    category = DDL
     for element in body.get("schemaElts", ()):
-        _classify(element, verdict, facts)
-    return DDL
+        # CREATE SCHEMA s GRANT ... grants for real: the statement is as strong as its parts.
+        if _classify(element, verdict, facts) is DCL:
+            category = DCL
+    return category
 
 
 def _create_extension(body: Node, verdict: _Verdict, facts: _Facts) -> Category:

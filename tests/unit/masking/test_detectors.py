@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -271,6 +272,28 @@ def test_private_key_block_is_masked_whole_even_when_truncated() -> None:
 def test_masking_can_not_leave_a_new_match_behind() -> None:
     # "a@b.co@c.de": the first match leaves "****@c.de", itself an email, so it is rescanned.
     assert ALL.mask("a@b.co@c.de") == "****"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a" * 50_000 + "@",
+        "a@" * 25_000,
+        "a@" + "b." * 25_000,
+        "1 " * 25_000,
+        "1-" * 25_000,
+        "AB12 " * 10_000,
+        "fe80::" * 10_000,
+        "eyJa" * 10_000 + ".eyJ",
+        "4111 1111 1111 1112 " * 2_500,
+        "-----BEGIN PRIVATE KEY-----" * 2_000,
+    ],
+    ids=lambda v: repr(v[:12]),
+)
+def test_adversarial_values_scan_in_linear_time(value: str) -> None:
+    start = time.perf_counter()
+    ALL.mask(value)
+    assert time.perf_counter() - start < 5  # about 0.1 s; a backtracking blow-up is minutes
 
 
 def test_mask_bytes_matches_mask_on_utf8() -> None:

@@ -8,9 +8,7 @@ import pytest
 
 from sqlgate.config import Config, load_config
 
-EXAMPLE = (
-    Path(__file__).resolve().parents[3].parent / "shared" / "spec" / "sqlgate.example.yaml"
-)
+EXAMPLE = Path(__file__).resolve().parents[3].parent / "shared" / "spec" / "sqlgate.example.yaml"
 
 
 @pytest.fixture
