@@ -54,6 +54,34 @@ POLICIES = """
       - {columns: [public.users.name], strategy: hash}
       - {columns: [public.orders.user_id], strategy: hash}
     default: block
+  - name: masked-open-agents
+    when: {groups: [pii-open]}
+    inference: "off"  # masking alone, so result shapes can be tested
+    rules:
+      - {action: allow, categories: [read, tcl, session, copy_out]}
+    masks:
+      - {columns: [public.users.email, public.users.card], strategy: redact}
+      - {columns: ["*.ssn"], strategy: partial, keep_last: 4}
+      - {columns: [users.phone], strategy: partial, keep_last: 4}
+      - {columns: [public.users.name], strategy: hash}
+      - {columns: [public.orders.user_id], strategy: hash}
+    default: block
+  - name: strict-agents
+    when: {groups: [strict-agent]}
+    inference: strict
+    rules:
+      - {action: allow, categories: [read, tcl, session]}
+    masks:
+      - {columns: [public.users.email], strategy: redact}
+    default: block
+  - name: loose-agents
+    when: {groups: [loose-agent]}
+    inference: "off"
+    rules:
+      - {action: allow, categories: [read, tcl, session]}
+    masks:
+      - {columns: [public.users.email], strategy: redact}
+    default: block
   - name: detecting-agents
     when: {groups: [detector-agent]}
     rules:
@@ -112,3 +140,9 @@ def agent_token(gateway: RunningGateway) -> str:
 @pytest.fixture(scope="session")
 def pii_token(gateway: RunningGateway) -> str:
     return gateway.token("agent-pii", ["pii-agent"])
+
+
+@pytest.fixture(scope="session")
+def pii_open_token(gateway: RunningGateway) -> str:
+    """An identity with the same masks but no inference checks: for result-shape tests."""
+    return gateway.token("agent-pii-open", ["pii-open"])

@@ -91,8 +91,8 @@ QUERY_SHAPES = [
 
 
 @pytest.fixture(scope="module")
-def pii_conn(gateway: RunningGateway, pii_token: str):  # type: ignore[no-untyped-def]
-    with psycopg.connect(gateway.dsn(pii_token), autocommit=True) as conn:
+def pii_conn(gateway: RunningGateway, pii_open_token: str):  # type: ignore[no-untyped-def]
+    with psycopg.connect(gateway.dsn(pii_open_token), autocommit=True) as conn:
         yield conn
 
 
@@ -112,12 +112,12 @@ def test_query_shape_leaks_no_pii_binary(pii_conn: psycopg.Connection[tuple[obje
 
 
 def test_unmasked_columns_come_back_exactly(
-    gateway: RunningGateway, pii_token: str, human_token: str
+    gateway: RunningGateway, pii_open_token: str, human_token: str
 ) -> None:
     query = "SELECT id, created_at, ssn FROM users ORDER BY id"
     with psycopg.connect(gateway.dsn(human_token)) as conn:
         truth = conn.execute(query).fetchall()
-    with psycopg.connect(gateway.dsn(pii_token)) as conn:
+    with psycopg.connect(gateway.dsn(pii_open_token)) as conn:
         masked = conn.execute(query).fetchall()
     assert [r[:2] for r in masked] == [r[:2] for r in truth]
     assert [r[2] for r in masked] == ["*******6789", "*******4321", "*******3456"]
@@ -133,13 +133,13 @@ def test_strategies_shapes(pii_conn: psycopg.Connection[tuple[object, ...]]) -> 
 
 
 def test_hash_is_stable_across_sessions_and_joins_still_work(
-    gateway: RunningGateway, pii_token: str
+    gateway: RunningGateway, pii_open_token: str
 ) -> None:
     query = "SELECT name FROM users ORDER BY id"
-    with psycopg.connect(gateway.dsn(pii_token)) as one:
+    with psycopg.connect(gateway.dsn(pii_open_token)) as one:
         first = one.execute(query).fetchall()
         ids = one.execute("SELECT user_id FROM orders ORDER BY id LIMIT 3").fetchall()
-    with psycopg.connect(gateway.dsn(pii_token)) as two:
+    with psycopg.connect(gateway.dsn(pii_open_token)) as two:
         assert two.execute(query).fetchall() == first
         assert two.execute("SELECT user_id FROM orders ORDER BY id LIMIT 3").fetchall() == ids
     assert len({r[0] for r in first}) == 3  # distinct people stay distinct
@@ -156,9 +156,9 @@ def test_extended_protocol_prepared_statement_is_masked(
 
 
 def test_server_side_cursor_rows_are_masked(
-    gateway: RunningGateway, pii_token: str
+    gateway: RunningGateway, pii_open_token: str
 ) -> None:
-    with psycopg.connect(gateway.dsn(pii_token)) as conn, conn.transaction():
+    with psycopg.connect(gateway.dsn(pii_open_token)) as conn, conn.transaction():
         with conn.cursor(name="c") as cur:
             cur.itersize = 1
             cur.execute("SELECT email FROM users ORDER BY id")
@@ -166,10 +166,10 @@ def test_server_side_cursor_rows_are_masked(
 
 
 async def test_asyncpg_binary_rows_are_masked_and_decodable(
-    gateway: RunningGateway, pii_token: str
+    gateway: RunningGateway, pii_open_token: str
 ) -> None:
     conn = await asyncpg.connect(host=gateway.host, port=gateway.port, user="agent",
-                                 password=pii_token, database="app", ssl="require")
+                                 password=pii_open_token, database="app", ssl="require")
     try:
         stmt = await conn.prepare("SELECT id, email, name, ssn, created_at FROM users ORDER BY id")
         for _ in range(2):
@@ -206,9 +206,9 @@ def test_detectors_mask_pii_in_unmasked_columns(gateway: RunningGateway) -> None
 
 
 def test_masked_values_are_not_in_gateway_logs(
-    gateway: RunningGateway, pii_token: str, caplog: pytest.LogCaptureFixture
+    gateway: RunningGateway, pii_open_token: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
-    with psycopg.connect(gateway.dsn(pii_token)) as conn:
+    with psycopg.connect(gateway.dsn(pii_open_token)) as conn:
         conn.execute("SELECT * FROM users").fetchall()
     assert_no_pii([r.getMessage() for r in caplog.records], "logs")

@@ -18,6 +18,7 @@ from sqlgate.core import Decision, Identity, Statement, StatementSource, Verdict
 from sqlgate.errors import ConfigError
 from sqlgate.masking import Catalog, MaskSet, MaskSettings, ResultPlanner
 from sqlgate.policy.engine import CompiledPolicy, PolicySet
+from sqlgate.policy.inference import InferenceGuard
 from sqlgate.sql import Category, SqlParseError, StatementAnalysis, analyze
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,14 @@ class PolicyService:
         self._analyses: OrderedDict[tuple[str, tuple[str, ...]], Analysis] = OrderedDict()
         self._decisions: OrderedDict[tuple[str, str, tuple[str, ...]], Decision] = OrderedDict()
         self._planners: dict[tuple[str, str], ResultPlanner] = {}
+        self._guards: dict[str, InferenceGuard] = {}
+
+    def inference_guard(self, policy: CompiledPolicy) -> InferenceGuard:
+        guard = self._guards.get(policy.name)
+        if guard is None:
+            guard = InferenceGuard(MaskSet(policy.config.masks), policy.config.inference)
+            self._guards[policy.name] = guard
+        return guard
 
     def planner(self, policy: CompiledPolicy, target: str) -> ResultPlanner | None:
         """The result planner for a policy on a target; None when the policy masks nothing."""
@@ -76,6 +85,7 @@ class PolicyService:
         self.config = config
         self._decisions.clear()
         self._planners.clear()
+        self._guards.clear()
 
     def open_session(self, identity: Identity, target: str) -> PolicySession | None:
         policy = self.policies.policy_for(identity, target)
@@ -162,6 +172,18 @@ class PolicySession:
         decision = policy.decide(resolved)
         if decision.verdict is not Verdict.BLOCK and self.planner is not None:
             decision = self._refuse_unmaskable_copy(policy, resolved, decision)
+        if decision.verdict is not Verdict.BLOCK and self.planner is not None:
+            guard = self.service.inference_guard(policy)
+            reason = guard.check(statement.sql, self.search_path, resolved)
+            if reason is not None:
+                decision = Decision(
+                    Verdict.BLOCK,
+                    policy.name,
+                    None,
+                    reason,
+                    category=decision.category,
+                    operations=decision.operations,
+                )
         if all(a.execute_name is None for a in analysis):  # depends on the text alone
             self.service.remember_decision(policy.name, statement.sql, self.search_path, decision)
         return decision

@@ -75,6 +75,7 @@ _INTERCEPTED = frozenset({_Q, _P, _F, _X})
 # With masking, the gateway must know which statement each result belongs to.
 _INTERCEPTED_MASKING = _INTERCEPTED | {_B, _D, _EXECUTE, _CLOSE}
 _T, _N_DATA, _DATA_ROW, _C_COMPLETE = ord("T"), ord("n"), ord("D"), ord("C")
+_VALUE_QUOTING_CLASSES = frozenset({"22", "23"})  # data exceptions, constraint violations
 _DDL_TAGS = (b"CREATE", b"ALTER", b"DROP", b"COMMENT", b"GRANT", b"REVOKE", b"SECURITY")
 _REFUSAL_PREFIX = "sqlgate-refusal:"
 
@@ -645,8 +646,32 @@ class PgClientSession:
                     out.append(refusal.error)
                     held.clear()
                     continue
+                if (
+                    self.hooks is not None
+                    and self.hooks.planner is not None
+                    and (error.sqlstate[:2] in _VALUE_QUOTING_CLASSES or error.sqlstate == "P0001")
+                ):
+                    # Data errors quote the offending value (`invalid input syntax for type
+                    # integer: "alice@example.com"`): keep the SQLSTATE, withhold the text.
+                    withheld = (
+                        f"sqlgate: the server reported an error (SQLSTATE {error.sqlstate}); "
+                        "its text was withheld because it may quote masked values"
+                    )
+                    raw = error_response(
+                        error.sqlstate,
+                        withheld,
+                        severity=error.fields.get("S", "ERROR"),
+                        hint="change the statement so it does not convert or compare "
+                        "masked columns",
+                    ).encode()
+                    error = ErrorResponse({"C": error.sqlstate, "M": withheld})
                 if log is not None:
-                    log.failed(self._rfq_seen + 1, error.sqlstate, error.message)
+                    log.failed(
+                        self._rfq_seen + 1,
+                        error.sqlstate,
+                        error.message,
+                        ours=error.message.startswith("sqlgate:"),
+                    )
             if held:
                 out.extend(held)
                 held.clear()
