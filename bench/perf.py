@@ -34,6 +34,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -91,10 +92,14 @@ POLICY = f"""
     rules:{_RULES}
     default: block
 """
-# Appended to the gateway's config. Audit and recording are not wired into `sqlgate serve`
-# yet; when they are, pass their section with --gateway-yaml FILE to measure them too.
+# Appended to the gateway's config. Everything else is sqlgate's default, in particular the
+# audit trail and session recording (on, into an SQLite store in the work dir);
+# --no-recording switches them off to separate their cost from the proxy's.
 GATEWAY_EXTRA = """
 server: {shutdown_grace_seconds: 2}
+"""
+NO_RECORDING = """
+recording: {enabled: false}
 """
 
 STREAM_TABLE = "bench_people"
@@ -180,6 +185,100 @@ def rss_kb(root: int) -> int:
     return total
 
 
+def cpu_seconds(root: int | None) -> float:
+    """User + system CPU seconds used so far by the process tree of `root`."""
+    if root is None:
+        return 0.0
+    ticks = 0
+    for pid in process_tree(root):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            if pid == root:  # children that already exited (PostgreSQL backends)
+                ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """How much CPU the rest of the machine used while we measured.
+
+    Everything in a run shares the same cores, so another busy process skews it. This
+    takes the machine's busy time from /proc/stat and subtracts what the benchmark's own
+    processes used (this process and its finished children such as pgbench and psql, and the
+    trees of PostgreSQL, PgBouncer and sqlgate).
+    """
+
+    def __init__(self) -> None:
+        self.roots: dict[str, int] = {}
+
+    @staticmethod
+    def _machine_busy() -> float:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = values[3] + values[4]  # idle, iowait
+        return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    def _ours(self) -> float:
+        import resource
+
+        total = sum(cpu_seconds(pid) for pid in self.roots.values())
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+            usage = resource.getrusage(who)
+            total += usage.ru_utime + usage.ru_stime
+        return total
+
+    def snapshot(self) -> tuple[float, float, float]:
+        return time.monotonic(), self._machine_busy(), self._ours()
+
+    def other_share(self, before: tuple[float, float, float]) -> float:
+        """Share of the machine's CPU capacity used by other processes since `before`."""
+        now = self.snapshot()
+        capacity = (now[0] - before[0]) * (os.cpu_count() or 1)
+        other = (now[1] - before[1]) - (now[2] - before[2])
+        return max(0.0, other / capacity) if capacity > 0 else 0.0
+
+
+METER = CpuMeter()
+
+
+def wait_until_quiet(limit_s: float, share: float = 0.10, window_s: float = 5.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while True:
+        before = METER.snapshot()
+        time.sleep(window_s)
+        used = METER.other_share(before)
+        if used < share:
+            progress(f"machine quiet: other processes use {used:.0%} of the CPU")
+            return
+        if time.monotonic() > deadline:
+            progress(f"WARNING: machine still busy ({used:.0%} CPU used by others); going on")
+            return
+        progress(f"waiting for a quiet machine: other processes use {used:.0%} of the CPU")
+
+
+def source_fingerprint() -> dict[str, str]:
+    """Which sqlgate was measured: the checked-out commit (read from .git, without running
+    git) and a digest of the source tree, since the working tree may differ from it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "src" / "sqlgate").rglob("*.py")):
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    commit = "unknown"
+    with contextlib.suppress(OSError, IndexError):
+        head = (REPO / ".git" / "HEAD").read_text().strip()
+        if head.startswith("ref: "):
+            ref = head[5:]
+            ref_file = REPO / ".git" / ref
+            if ref_file.exists():
+                commit = ref_file.read_text().strip()
+            else:
+                packed = (REPO / ".git" / "packed-refs").read_text().splitlines()
+                commit = next(line.split()[0] for line in packed if line.endswith(" " + ref))
+        else:
+            commit = head
+    return {"commit": commit, "src_sha256": digest.hexdigest()[:16]}
+
+
 def _version(cmd: list[str]) -> str:
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
@@ -199,6 +298,7 @@ class Endpoint:
     port: int
     user: str
     password: str
+    pid: int | None = None  # the proxy's process (tree), for its CPU time
 
     @property
     def dsn(self) -> str:
@@ -277,11 +377,8 @@ log_disconnections = 0
         _stop_process(proc)
 
 
-@contextlib.contextmanager
-def sqlgate(
-    pg: PgServer, work: Path, workers: int, name: str, extra_yaml: str = ""
-) -> Iterator[Gateway]:
-    """`sqlgate serve` as a subprocess, its output in <work>/<name>.log."""
+def _launch_sqlgate(pg: PgServer, work: Path, workers: int, name: str, extra_yaml: str) -> Gateway:
+    """Start `sqlgate serve` and wait until every worker is up; its output goes to a log."""
     config = work / f"{name}.yaml"
     text = gateway_config(pg, work, POLICY, GATEWAY_EXTRA + extra_yaml)
     config.write_text(text)
@@ -289,43 +386,64 @@ def sqlgate(
     admin = int(text.split("admin: 127.0.0.1:")[1].split()[0])
     env = {**os.environ, "SQLGATE_BENCH_SVC_PASSWORD": SVC_PASSWORD}
     log_path = work / f"{name}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sqlgate.cli",
-                "serve",
-                "--workers",
-                str(workers),
-                "--config",
-                str(config),
-            ],
-            env=env,
-            cwd=work,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+    cmd = [sys.executable, "-m", "sqlgate.cli", "serve", "--workers", str(workers),
+           "--config", str(config)]  # fmt: skip
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=work, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=log, start_new_session=True)  # fmt: skip
+    gateway = Gateway(port, admin, config, proc)
+    deadline = time.monotonic() + 30
     try:
-        deadline = time.monotonic() + 30
         while True:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"http://127.0.0.1:{admin}/readyz", timeout=1).status_code == 200:
                     break
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(
-                    f"sqlgate did not start (exit code {proc.poll()}):\n{_tail(log_path)}"
-                )
+                raise BenchError(f"sqlgate did not start (exit code {proc.poll()})")
             time.sleep(0.1)
-        # With several workers, wait until each has bound the port (SO_REUSEPORT).
+        # /readyz answers from worker 0 only: wait for the other workers, then make sure
+        # none of them failed at start (the supervisor then stops them all).
         while len(process_tree(proc.pid)) < (1 if workers == 1 else workers + 1):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"sqlgate workers did not start (exit code {proc.poll()})")
             time.sleep(0.1)
-        time.sleep(0.5 if workers > 1 else 0)
-        yield Gateway(port, admin, config, proc)
+        time.sleep(1.0)
+        if proc.poll() is not None or len(process_tree(proc.pid)) < (workers + (workers > 1)):
+            raise BenchError(f"a sqlgate worker failed at start (exit code {proc.poll()})")
+    except BaseException:
+        _stop_sqlgate(gateway)
+        raise
+    return gateway
+
+
+def _stop_sqlgate(gateway: Gateway) -> None:
+    _stop_process(gateway.process, 15)
+    # sqlgate leaves its per-worker cancel sockets behind (/tmp/sqlgate-cancel-<pid>-N.sock).
+    for path in Path(tempfile.gettempdir()).glob(f"sqlgate-cancel-{gateway.process.pid}-*"):
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def sqlgate(
+    pg: PgServer, work: Path, workers: int, name: str, extra_yaml: str, warnings: list[str]
+) -> Iterator[Gateway]:
+    """`sqlgate serve` as a subprocess, its output in <work>/<name>.log. A failed start is
+    retried once (and reported), so one flaky start does not void a long run."""
+    log_path = work / f"{name}.log"
+    try:
+        gateway = _launch_sqlgate(pg, work, workers, name, extra_yaml)
+    except BenchError as exc:
+        tail = _tail(log_path, 4)
+        warnings.append(f"{name}: {exc}; retried once. Log tail: {tail}")
+        progress(f"WARNING: {exc}; retrying once. Log tail:\n{tail}")
+        try:
+            gateway = _launch_sqlgate(pg, work, workers, name, extra_yaml)
+        except BenchError as again:
+            raise BenchError(f"{again}:\n{_tail(log_path)}") from None
+    try:
+        yield gateway
     finally:
-        _stop_process(proc, 15)
+        _stop_sqlgate(gateway)
 
 
 # --------------------------------------------------------------------------- data set-up
@@ -400,6 +518,8 @@ class PgbenchRun:
     failed: int
     ok: bool
     detail: str = ""
+    proxy_cpu_s: float = 0.0
+    other_cpu_share: float = 0.0
 
 
 _TPS = re.compile(r"^tps = ([\d.]+) \(without initial connection time\)", re.M)
@@ -431,9 +551,12 @@ def pgbench(
         endpoint.user,
         "app",
     ]
+    cpu_before, machine_before = cpu_seconds(endpoint.pid), METER.snapshot()
     proc = subprocess.run(
         cmd, env=env, capture_output=True, text=True, check=False, timeout=duration + 120
     )
+    cpu = cpu_seconds(endpoint.pid) - cpu_before
+    other = METER.other_share(machine_before)
     out = proc.stdout + proc.stderr
     tps, processed, failed = _TPS.search(out), _PROCESSED.search(out), _FAILED.search(out)
     run = PgbenchRun(
@@ -441,6 +564,8 @@ def pgbench(
         processed=int(processed.group(1)) if processed else 0,
         failed=int(failed.group(1)) if failed else -1,
         ok=False,
+        proxy_cpu_s=cpu,
+        other_cpu_share=other,
     )
     run.ok = (
         proc.returncode == 0
@@ -450,7 +575,13 @@ def pgbench(
         and "aborted" not in out
     )
     if not run.ok:
-        run.detail = f"exit {proc.returncode}: " + " | ".join(out.strip().splitlines()[-6:])
+        lines = out.strip().splitlines()
+        errors = [line for line in lines if "error" in line.lower()]
+        aborted = sum("aborted in command" in line for line in lines)
+        run.detail = (
+            f"exit {proc.returncode}, {aborted} of {clients} clients aborted, failed "
+            f"transactions {run.failed}; first error: {(errors or lines or ['-'])[0]}"
+        )
     return run
 
 
@@ -471,7 +602,7 @@ def phase_pgbench(endpoints: list[Endpoint], opts: Options, results: Results) ->
                 flag = "" if run.ok else f"  FAILED: {run.detail}"
                 progress(
                     f"pgbench -S -M {mode:<8} round {rnd}/{opts.rounds} {ep.name:<9} "
-                    f"{run.tps:>9.0f} tps{flag}"
+                    f"{run.tps:>9.0f} tps  (other processes: {run.other_cpu_share:.0%} CPU){flag}"
                 )
                 if not run.ok:
                     results.errors.append(f"pgbench {mode} {ep.name}: {run.detail}")
@@ -489,7 +620,15 @@ def phase_pgbench(endpoints: list[Endpoint], opts: Options, results: Results) ->
                 "median_tps": round(statistics.median(r.tps for r in rs), 1),
                 "failed_transactions": sum(max(r.failed, 0) for r in rs),
                 "all_ok": all(r.ok for r in rs),
+                "other_cpu_share": [round(r.other_cpu_share, 3) for r in rs],
             }
+            if any(r.proxy_cpu_s for r in rs):  # the proxy's CPU per transaction
+                entry[name]["proxy_cpu_us_per_tx"] = round(
+                    statistics.median(r.proxy_cpu_s / max(r.processed, 1) * 1e6 for r in rs), 1
+                )
+                entry[name]["proxy_cpu_cores"] = round(
+                    statistics.median(r.proxy_cpu_s for r in rs) / opts.duration, 2
+                )
         entry["ratio_sqlgate_pgbouncer"] = _ratio(
             entry["sqlgate"]["median_tps"], entry["pgbouncer"]["median_tps"]
         )
@@ -497,6 +636,9 @@ def phase_pgbench(endpoints: list[Endpoint], opts: Options, results: Results) ->
             entry["sqlgate"]["median_tps"], entry["direct"]["median_tps"]
         )
         out[mode] = entry
+    shares = [r.other_cpu_share for per in runs.values() for rs in per.values() for r in rs]
+    out["other_cpu_share_median"] = round(statistics.median(shares), 3)
+    out["other_cpu_share_max"] = round(max(shares), 3)
     results.data["pgbench"] = out
 
 
@@ -546,9 +688,12 @@ def phase_stream(endpoints: list[Endpoint], opts: Options, results: Results) -> 
     for ep in endpoints:
         psql_seconds(ep, STREAM_QUERY)
     times: dict[str, list[float]] = {ep.name: [] for ep in endpoints}
+    cpu: dict[str, list[float]] = {ep.name: [] for ep in endpoints}
     for rnd in range(1, opts.stream_rounds + 1):
         for ep in endpoints:
+            cpu_before = cpu_seconds(ep.pid)
             seconds = psql_seconds(ep, STREAM_QUERY)
+            cpu[ep.name].append(cpu_seconds(ep.pid) - cpu_before)
             times[ep.name].append(seconds)
             progress(
                 f"stream round {rnd}/{opts.stream_rounds} {ep.name:<16} {seconds:6.2f} s "
@@ -568,6 +713,8 @@ def phase_stream(endpoints: list[Endpoint], opts: Options, results: Results) -> 
             "rows_per_s": int(opts.rows / med),
             "ratio_to_direct": _ratio(direct, med),
         }
+        if any(cpu[name]):
+            out[name]["proxy_cpu_s"] = round(statistics.median(cpu[name]), 3)
     results.data["stream"] = out
 
 
@@ -668,7 +815,7 @@ async def _hold_idle(dsn: str, n: int, pid: int, settle: float) -> dict[str, Any
 def phase_idle(pg: PgServer, bouncer: Bouncer, work: Path, opts: Options, results: Results) -> None:
     out: dict[str, Any] = {}
     progress(f"idle: sqlgate --workers 1, {opts.idle_n} clients")
-    with sqlgate(pg, work, 1, "sqlgate-idle", opts.gateway_yaml) as gw:
+    with sqlgate(pg, work, 1, "sqlgate-idle", opts.gateway_yaml, results.warnings) as gw:
         token = gw.token("bench-agent", AGENT_GROUP)
         out["sqlgate"] = asyncio.run(
             _hold_idle(gateway_dsn(gw, token), opts.idle_n, gw.process.pid, opts.settle)
@@ -706,6 +853,7 @@ def phase_profile(gw: Gateway, endpoint: Endpoint, opts: Options, results: Resul
         results.errors.append("--profile: py-spy is not installed")
         return
     raw = opts.json_path.parent / "profile-simple.txt"
+    raw.parent.mkdir(parents=True, exist_ok=True)
     duration = max(3, round(opts.duration))
     progress(f"profile: py-spy record on sqlgate during pgbench -S -M simple ({duration}s)")
     spy = subprocess.Popen(
@@ -721,6 +869,9 @@ def phase_profile(gw: Gateway, endpoint: Endpoint, opts: Options, results: Resul
             str(raw),
             "--rate",
             "100",
+            # Only threads holding the GIL: py-spy cannot tell that uvloop's C loop or an
+            # executor thread is idle, so without this half the samples are waiting.
+            "--gil",
             "--duration",
             str(duration + 2),
         ],
@@ -747,7 +898,17 @@ def phase_profile(gw: Gateway, endpoint: Endpoint, opts: Options, results: Resul
         "samples": samples,
         "collapsed_stacks": str(raw),
         "top_self": rows(self_t),
-        "top_total": rows(total_t),
+        # Inclusive time of sqlgate's own functions, without the entry points every sample has.
+        "top_total": rows(
+            collections.Counter(
+                {
+                    f: c
+                    for f, c in total_t.items()
+                    if "(sqlgate/" in f
+                    and not any(m in f for m in ("sqlgate/cli.py", "sqlgate/supervisor.py"))
+                }
+            )
+        ),
     }
 
 
@@ -805,12 +966,15 @@ class Options:
     phases: tuple[str, ...]
     profile: bool
     gateway_yaml: str
+    recording: bool
+    wait_quiet_s: float
 
 
 @dataclass
 class Results:
     data: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _fmt(value: float | None, spec: str = ",.0f") -> str:
@@ -838,7 +1002,26 @@ def report_rows(data: dict[str, Any]) -> list[list[str]]:
                     f"{r:.2f}x",
                     f"{e['ratio_sqlgate_direct']:.2f}x",
                     "≥ 0.90x PgBouncer",
-                    _mark(r >= 0.9),
+                    _mark(r >= 0.9 and e["sqlgate"]["all_ok"])
+                    + ("" if e["sqlgate"]["all_ok"] else " (runs aborted)"),
+                ]
+            )
+        for mode in ("simple", "prepared"):
+            e = pgb[mode]
+            b = e["pgbouncer"].get("proxy_cpu_us_per_tx")
+            g = e["sqlgate"].get("proxy_cpu_us_per_tx")
+            if b is None or g is None:
+                continue
+            rows.append(
+                [
+                    f"... proxy CPU per transaction, {mode} (µs)",
+                    "-",
+                    _fmt(b, ".1f"),
+                    _fmt(g, ".1f"),
+                    f"{_ratio(g, b):.1f}x",
+                    "-",
+                    "(information)",
+                    "",
                 ]
             )
     st = data.get("stream")
@@ -856,6 +1039,20 @@ def report_rows(data: dict[str, Any]) -> list[list[str]]:
                 _mark(r >= 0.5),
             ]
         )
+        b_cpu, g_cpu = st["pgbouncer"].get("proxy_cpu_s"), st["sqlgate"].get("proxy_cpu_s")
+        if b_cpu is not None and g_cpu is not None:
+            rows.append(
+                [
+                    "... proxy CPU for the masked stream (s)",
+                    "-",
+                    _fmt(b_cpu, ".2f"),
+                    _fmt(g_cpu, ".2f"),
+                    f"{_ratio(g_cpu, b_cpu):.1f}x",
+                    "-",
+                    "(information)",
+                    "",
+                ]
+            )
         u = st["sqlgate-unmasked"]
         rows.append(
             [
@@ -885,7 +1082,7 @@ def report_rows(data: dict[str, Any]) -> list[list[str]]:
         )
         rows.append(
             [
-                "… time per connection (ms)",
+                "... time per connection (ms)",
                 _fmt(cn["direct"]["median_ms"], ".2f"),
                 _fmt(cn["pgbouncer"]["median_ms"], ".2f"),
                 _fmt(cn["sqlgate"]["median_ms"], ".2f"),
@@ -920,7 +1117,8 @@ def report_rows(data: dict[str, Any]) -> list[list[str]]:
                 "",
                 "",
                 "1,000 held",
-                _mark(held == g["connections"] >= 1000),
+                _mark(held == g["connections"])
+                + ("" if g["connections"] >= 1000 else f" (only {g['connections']} tried)"),
             ]
         )
     return rows
@@ -990,10 +1188,23 @@ def parse_args(argv: list[str] | None) -> Options:
         "more simple-mode run and report the hottest functions",
     )
     parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        metavar="MIN",
+        help="first wait up to MIN minutes until other processes use under 10%% of the CPU",
+    )
+    parser.add_argument(
+        "--no-recording",
+        action="store_true",
+        help="run sqlgate with `recording: {enabled: false}` (no audit trail, no session "
+        "recording); by default both are on, as sqlgate ships",
+    )
+    parser.add_argument(
         "--gateway-yaml",
         type=Path,
         metavar="FILE",
-        help="YAML appended to the sqlgate config (e.g. audit/recording sections, once they exist)",
+        help="YAML appended to the sqlgate config, to measure other settings",
     )
     args = parser.parse_args(argv)
     phases = tuple(p.strip() for p in args.only.split(",") if p.strip())
@@ -1018,7 +1229,10 @@ def parse_args(argv: list[str] | None) -> Options:
         json_path=args.json.resolve(),
         phases=phases,
         profile=args.profile,
-        gateway_yaml=args.gateway_yaml.read_text() if args.gateway_yaml else "",
+        gateway_yaml=(NO_RECORDING if args.no_recording else "")
+        + (args.gateway_yaml.read_text() if args.gateway_yaml else ""),
+        recording=not args.no_recording,
+        wait_quiet_s=args.wait_quiet * 60,
     )
 
 
@@ -1044,31 +1258,51 @@ def run(opts: Options) -> Results:
                 "pgbench_scale": opts.scale,
                 "postgres": PG_SETTINGS,
                 "phases": list(opts.phases),
-                "gateway_extra_yaml": bool(opts.gateway_yaml),
+                "sqlgate_recording_and_audit": opts.recording,
+                "sqlgate_store": "sqlite (default sqlite:///sqlgate.db, in the work dir)",
+                "gateway_extra_yaml": opts.gateway_yaml.strip() or None,
             },
+            "sqlgate_source": source_fingerprint(),
         }
     )
+    if opts.wait_quiet_s:
+        wait_until_quiet(opts.wait_quiet_s)
+    load = os.getloadavg()[0]
+    if load > 0.5 * (os.cpu_count() or 1):
+        progress(
+            f"WARNING: the machine is busy before we start (1-min load {load:.1f} on "
+            f"{os.cpu_count()} CPUs): expect noisy numbers"
+        )
+    results.data["load_avg_1min_at_start"] = round(load, 2)
     work = workdir()
     progress(f"work dir {work}")
     try:
         with contextlib.ExitStack() as stack:
             progress("starting PostgreSQL")
             pg = stack.enter_context(postgres(work / "pg", **PG_SETTINGS))
+            METER.roots["postgres"] = pg.postmaster_pid() or 0
             prepare_data(pg, opts.scale, opts.rows)
             progress("starting PgBouncer")
             bouncer = stack.enter_context(pgbouncer(pg, work, max(opts.idle_n, 100)))
+            METER.roots["pgbouncer"] = bouncer.process.pid
             direct = Endpoint("direct", pg.port, SVC_USER, SVC_PASSWORD)
-            pooled = Endpoint("pgbouncer", bouncer.port, SVC_USER, SVC_PASSWORD)
+            pooled = Endpoint(
+                "pgbouncer", bouncer.port, SVC_USER, SVC_PASSWORD, bouncer.process.pid
+            )
             if set(opts.phases) & {"pgbench", "stream", "connect"}:
                 progress(f"starting sqlgate --workers {opts.workers}")
-                with sqlgate(pg, work, opts.workers, "sqlgate", opts.gateway_yaml) as gw:
+                with sqlgate(
+                    pg, work, opts.workers, "sqlgate", opts.gateway_yaml, results.warnings
+                ) as gw:
+                    METER.roots["sqlgate"] = gw.process.pid
                     token = gw.token("bench-agent", AGENT_GROUP)
-                    through = Endpoint("sqlgate", gw.port, "bench", token)
+                    through = Endpoint("sqlgate", gw.port, "bench", token, gw.process.pid)
                     unmasked = Endpoint(
                         "sqlgate-unmasked",
                         gw.port,
                         "bench",
                         gw.token("bench-agent", UNMASKED_GROUP),
+                        gw.process.pid,
                     )
                     checks = check_enforcement(through)
                     results.data["enforcement_checks"] = checks
@@ -1098,6 +1332,9 @@ def run(opts: Options) -> Results:
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # A shell starts background jobs with SIGINT ignored; Ctrl-C / kill -INT must still tear
+    # everything down.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         results = run(opts)
     except KeyboardInterrupt:
@@ -1107,16 +1344,25 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"failed: {exc}")
         return 1
     results.data["errors"] = results.errors
+    results.data["warnings"] = results.warnings
     results.data["ok"] = not results.errors
     opts.json_path.parent.mkdir(parents=True, exist_ok=True)
     opts.json_path.write_text(json.dumps(results.data, indent=2) + "\n")
     print()
     print(
         f"sqlgate benchmark, {results.data['date']}, {os.cpu_count()} CPU(s), "
-        f"sqlgate --workers {opts.workers}{' (QUICK: not representative)' if opts.quick else ''}"
+        f"sqlgate --workers {opts.workers}, audit trail + recording "
+        f"{'on' if opts.recording else 'off'}"
+        f"{' (QUICK: not representative)' if opts.quick else ''}"
     )
     print()
     print(markdown_table(results.data))
+    pgb = results.data.get("pgbench")
+    if pgb:
+        print(
+            f"\nOther processes on the machine used {pgb['other_cpu_share_median']:.0%} (median; "
+            f"max {pgb['other_cpu_share_max']:.0%}) of its CPU during the pgbench runs."
+        )
     prof = results.data.get("profile")
     if prof:
         print(
@@ -1126,7 +1372,7 @@ def main(argv: list[str] | None = None) -> int:
         print("  self time:")
         for row in prof["top_self"][:15]:
             print(f"    {row['percent']:5.1f}%  {row['function']}")
-        print("  including callees:")
+        print("  sqlgate functions, including their callees:")
         for row in prof["top_total"][:15]:
             print(f"    {row['percent']:5.1f}%  {row['function']}")
     for error in results.errors:

@@ -176,9 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument("--config", "-c", required=True)
     lint.set_defaults(func=cmd_policy_lint)
 
+    from sqlgate.approvals.cli import add_arguments as add_approval_commands
     from sqlgate.audit.cli import add_arguments as add_audit_commands
     from sqlgate.recording.cli import add_arguments as add_recording_commands
 
+    add_approval_commands(sub)
     add_audit_commands(sub)
     add_recording_commands(sub)
     return parser

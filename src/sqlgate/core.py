@@ -68,6 +68,7 @@ class Decision:
     sqlstate: str = "42501"
     category: str | None = None
     operations: frozenset[str] = frozenset()
+    approval_id: str | None = None  # the review request behind this decision, if any
 
     @property
     def rule_label(self) -> str:

@@ -17,6 +17,7 @@ class SessionHooks(Protocol):
 
     identity: Identity
     planner: ResultPlanner | None  # None: results pass through unread
+    session_id: str | None  # the recording's id, for approvals and audit
 
     def judge(self, statement: Statement) -> Decision:
         """Decide synchronously; must be cheap on repeat (cached)."""

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from sqlgate.api.app import AdminServer, build_app, start_admin
 from sqlgate.api.auth import require_identity
 from sqlgate.api.records import record_routes
+from sqlgate.approvals.service import ApprovalService
 from sqlgate.config import Config, is_loopback, load_config
 from sqlgate.errors import ConfigError
 from sqlgate.identity import (
@@ -34,6 +35,7 @@ from sqlgate.policy.session import PolicyService
 from sqlgate.proxy.gateway import Gateway
 from sqlgate.proxy.pg_catalog import PgCatalog
 from sqlgate.recording.recorder import Recorder
+from sqlgate.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,8 @@ class Runtime:
     supervisor_pid: int | None = None
     verifier: MultiIssuerValidator | None = None
     recorder: Recorder | None = None
+    approvals: ApprovalService | None = None
+    _own_store: Store | None = None
     _jwks: JwksCache | None = None
     _admin_task: asyncio.Task[None] | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -127,6 +131,13 @@ class Runtime:
         self.policies = PolicyService(config, self.catalog_for)
         if config.recording.enabled:
             self.recorder = await Recorder.open(config)
+            store = self.recorder.store
+        else:
+            store = self._own_store = await open_store(config.store.url)
+        self.approvals = ApprovalService(config, store, self.verifier)
+        await self.approvals.start()
+        self.policies.approvals = self.approvals
+        routes.extend(self.approvals.routes())
         self.gateway = Gateway(
             config,
             authenticator,
@@ -227,8 +238,12 @@ class Runtime:
             await self._jwks.aclose()
         for catalog in self._catalogs.values():
             await catalog.close()
+        if self.approvals is not None:
+            await self.approvals.close()
         if self.recorder is not None:
             await self.recorder.close(self.config.server.shutdown_grace_seconds)
+        if self._own_store is not None:
+            await self._own_store.close()
 
 
 async def serve(

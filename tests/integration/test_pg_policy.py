@@ -149,14 +149,6 @@ def test_unparsable_statement_is_refused_for_restricted_identity(
         assert "sqlgate" not in str(info.value)  # the server's own error
 
 
-def test_review_without_approvals_fails_closed(gateway: RunningGateway, agent_token: str) -> None:
-    with psycopg.connect(gateway.dsn(agent_token), autocommit=True) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege) as info:
-            conn.execute("CREATE TABLE agent_made (x int)")
-        assert "rule 5" in str(info.value)
-        assert conn.execute("SELECT to_regclass('agent_made') IS NULL").fetchone() == (True,)
-
-
 async def test_asyncpg_prepare_of_blocked_statement(
     gateway: RunningGateway, agent_token: str
 ) -> None:

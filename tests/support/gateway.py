@@ -107,6 +107,7 @@ store:
   url: sqlite:///{work / "sqlgate.db"}
 approvals:
   approvers: [dba]
+  timeout_seconds: 20
 {extra}
 policies:
 {policies}

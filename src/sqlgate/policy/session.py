@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 
+from sqlgate.approvals.service import ApprovalService
 from sqlgate.config import Config, MaskStrategy
 from sqlgate.core import Decision, Identity, Statement, StatementSource, Verdict
 from sqlgate.errors import ConfigError
@@ -36,6 +37,7 @@ class PolicyService:
         self.config = config
         self.policies = PolicySet(config)
         self.catalog_for = catalog_for
+        self.approvals: ApprovalService | None = None
         self.mask_settings = mask_settings(config)
         self._analyses: OrderedDict[tuple[str, tuple[str, ...]], Analysis] = OrderedDict()
         self._decisions: OrderedDict[tuple[str, str, tuple[str, ...]], Decision] = OrderedDict()
@@ -134,6 +136,7 @@ class PolicySession:
         # shrinking: SET LOCAL, rolled back SETs and failed statements cannot make the
         # gateway resolve a name to a different table than the server does.
         self.search_path: tuple[str, ...] = ("public",)
+        self.session_id: str | None = None  # set by the proxy once the session is recorded
         self.prepared: dict[str, str] = {}  # name -> the PREPARE statement's text
 
     def _current_policy(self) -> CompiledPolicy | None:
@@ -242,7 +245,11 @@ class PolicySession:
         )
 
     async def resolve_review(self, statement: Statement, decision: Decision) -> Decision:
-        # Approvals are wired in by the approvals component; without it, fail closed.
+        approvals = self.service.approvals
+        if approvals is not None:
+            outcome = await approvals.resolve(self.identity, statement, decision, self.session_id)
+            return replace(outcome.decision, approval_id=outcome.approval_id)
+        # Without an approvals service there is nobody to ask: fail closed.
         return replace(
             decision,
             verdict=Verdict.BLOCK,

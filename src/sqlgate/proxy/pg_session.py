@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024
 _MAX_PASSWORD = 16 * 1024 + 16
+_MAX_STASH = 16 * 1024 * 1024
 _Q, _P, _F, _X, _S, _H = (ord(c) for c in "QPFXSH")
 _Z, _E, _ONE, _TWO = ord("Z"), ord("E"), ord("1"), ord("2")
 _B, _D, _EXECUTE, _CLOSE = ord("B"), ord("D"), ord("E"), ord("C")
@@ -143,6 +144,7 @@ class PgClientSession:
         self._statement_decision: dict[str, Decision] = {}  # prepared name -> Parse's decision
         self._portal_params: dict[str, tuple[str | None, ...]] = {}
         self.log: SessionLog | None = None
+        self._stash: list[bytes] = []  # client bytes read while a statement was held
         self._draining = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -329,6 +331,7 @@ class PgClientSession:
                 "postgres",
                 masked=hooks.planner is not None,
             )
+            hooks.session_id = self.log.session_id
             if not self.log.started:
                 await self._fatal(
                     "53000", "sqlgate: the audit trail is not keeping up", hint="try again shortly"
@@ -379,7 +382,7 @@ class PgClientSession:
         )
         intercepted = _INTERCEPTED_MASKING if tracking else _INTERCEPTED
         while True:
-            data = await reader.read(READ_SIZE)
+            data = self._stash.pop(0) if self._stash else await reader.read(READ_SIZE)
             if not data:
                 return
             chunk, found = frames.push(data)
@@ -453,7 +456,7 @@ class PgClientSession:
                 self.backend.writer.write(b"".join(out))
                 out.clear()
                 await self.backend.writer.drain()
-            decision = await self.hooks.resolve_review(statement, decision)
+            decision = await self._wait_for_review(statement, decision)
         log = self.log
         if log is not None and (type_code != _P or decision.verdict is not Verdict.ALLOW):
             recorded = log.statement(self._syncs_sent + 1, statement.sql, decision)
@@ -472,6 +475,35 @@ class PgClientSession:
                     self._simple_sql[self._syncs_sent] = statement.sql
             return raw
         return self._refuse(type_code, decision)
+
+    async def _wait_for_review(self, statement: Statement, decision: Decision) -> Decision:
+        """Wait for a human, watching the client: if it goes away, the request is cancelled.
+
+        Bytes the client sends meanwhile are kept (up to a limit) and handled afterwards.
+        """
+        assert self.hooks is not None
+        review = asyncio.ensure_future(self.hooks.resolve_review(statement, decision))
+        try:
+            while True:
+                reading = asyncio.ensure_future(self.reader.read(READ_SIZE))
+                done, _ = await asyncio.wait({review, reading}, return_when=asyncio.FIRST_COMPLETED)
+                if reading in done:
+                    data = reading.result()
+                    if not data:
+                        raise ConnectionError("client disconnected while its statement was held")
+                    self._stash.append(data)
+                    if sum(map(len, self._stash)) > _MAX_STASH:
+                        raise ProtocolError("too much data sent while a statement was held")
+                    if review not in done:
+                        continue
+                else:
+                    reading.cancel()
+                    await asyncio.gather(reading, return_exceptions=True)
+                return review.result()
+        finally:
+            if not review.done():
+                review.cancel()  # the approvals service marks the request cancelled
+                await asyncio.gather(review, return_exceptions=True)
 
     def _track_extended(self, type_code: int, raw: bytes) -> bytes:
         """Note which statement each portal runs, so each result is masked by its own plan.

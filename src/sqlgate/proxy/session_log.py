@@ -68,7 +68,6 @@ class SessionLog:
         sql: str,
         decision: Decision,
         params: tuple[str | None, ...] | None = None,
-        approval_id: str | None = None,
     ) -> bool:
         """Record a statement; False when the recorder refuses (nothing unrecorded runs)."""
         self._seq += 1
@@ -77,7 +76,7 @@ class SessionLog:
             self.session_id, self._seq, time.time(), mono, sql,
             ("<masked>",) * len(params) if params is not None and self.masked else params,
             decision.category, tuple(sorted(decision.operations)), decision.verdict.value,
-            decision.policy, decision.rule, decision.reason, approval_id,
+            decision.policy, decision.rule, decision.reason, decision.approval_id,
         ))  # fmt: skip
         if accepted:
             self._units.setdefault(unit, _Unit()).statements.append((self._seq, mono))

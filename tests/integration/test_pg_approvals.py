@@ -1,0 +1,156 @@
+"""Statements held for review through the gateway: approve, deny, timeout, defer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.integration.conftest import POLICIES
+from tests.support.gateway import RunningGateway, gateway_yaml, start_gateway
+from tests.support.pgserver import PgServer
+
+
+def _pending(gateway: RunningGateway, approver: str, sql: str, timeout: float = 10) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {approver}"}
+    while time.monotonic() < deadline:
+        reply = httpx.get(f"http://127.0.0.1:{gateway.admin_port}/api/approvals",
+                          params={"status": "pending"}, headers=headers)
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        items = body if isinstance(body, list) else body.get("approvals", body.get("items", []))
+        for item in items:
+            if item["sql"] == sql:
+                return item  # type: ignore[no-any-return]
+        time.sleep(0.1)
+    raise AssertionError(f"no pending request for {sql!r}")
+
+
+def _decide(gateway: RunningGateway, approver: str, sql: str, verb: str, reason: str,
+            results: list[object]) -> None:
+    item = _pending(gateway, approver, sql)
+    reply = httpx.post(f"http://127.0.0.1:{gateway.admin_port}/api/approvals/{item['id']}/{verb}",
+                       json={"reason": reason}, headers={"Authorization": f"Bearer {approver}"})
+    results.append((item, reply.status_code, reply.json()))
+
+
+def test_held_ddl_runs_after_approval_and_session_keeps_working(
+    gateway: RunningGateway, agent_token: str, human_token: str
+) -> None:
+    approver = gateway.token("dan", ["dba"], email="dan@corp.example")
+    sql = "CREATE TABLE approved_by_dan (x int)"
+    results: list[object] = []
+    with psycopg.connect(gateway.dsn(agent_token), autocommit=True) as conn:
+        thread = threading.Thread(target=_decide, args=(gateway, approver, sql, "approve",
+                                                        "looks fine", results))
+        thread.start()
+        conn.execute(sql)  # held until the approval arrives
+        thread.join(15)
+        item, status, body = results[0]  # type: ignore[misc]
+        assert status == 200 and body["status"] == "approved"
+        assert item["requested_by"]["sub"] == "agent-7" and item["rule"] == 5
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        # A second decision on the same request is a conflict.
+        again = httpx.post(
+            f"http://127.0.0.1:{gateway.admin_port}/api/approvals/{item['id']}/deny",
+            json={"reason": "too late"}, headers={"Authorization": f"Bearer {approver}"})
+        assert again.status_code == 409
+    with psycopg.connect(gateway.dsn(human_token), autocommit=True) as human:
+        assert human.execute("SELECT to_regclass('approved_by_dan') IS NOT NULL").fetchone() == (True,)
+        human.execute("DROP TABLE approved_by_dan")
+
+
+def test_denied_statement_gets_42501_with_the_reason(
+    gateway: RunningGateway, agent_token: str
+) -> None:
+    approver = gateway.token("dan", ["dba"])
+    sql = "CREATE TABLE denied_table (x int)"
+    results: list[object] = []
+    with psycopg.connect(gateway.dsn(agent_token), autocommit=True) as conn:
+        thread = threading.Thread(target=_decide, args=(gateway, approver, sql, "deny",
+                                                        "not in production", results))
+        thread.start()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="not in production"):
+            conn.execute(sql)
+        thread.join(15)
+        assert conn.execute("SELECT to_regclass('denied_table') IS NULL").fetchone() == (True,)
+
+
+def test_self_approval_and_non_approvers_are_refused(
+    gateway: RunningGateway, agent_token: str
+) -> None:
+    # The requester holds the approver group too: still may not decide their own request.
+    both = gateway.token("dual", ["code-assistant", "dba"])
+    outsider = gateway.token("eve", ["engineering"])
+    sql = "CREATE TABLE self_approved (x int)"
+    statuses: list[int] = []
+
+    def try_decisions() -> None:
+        item = _pending(gateway, gateway.token("dan", ["dba"]), sql)
+        base = f"http://127.0.0.1:{gateway.admin_port}/api/approvals/{item['id']}"
+        for token in (both, outsider):
+            statuses.append(httpx.post(base + "/approve", json={"reason": "me"},
+                                       headers={"Authorization": f"Bearer {token}"}).status_code)
+        httpx.post(base + "/deny", json={"reason": "cleanup"},
+                   headers={"Authorization": f"Bearer {gateway.token('dan', ['dba'])}"})
+
+    with psycopg.connect(gateway.dsn(both), autocommit=True) as conn:
+        thread = threading.Thread(target=try_decisions)
+        thread.start()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(sql)
+        thread.join(15)
+    assert statuses == [403, 403]
+    assert httpx.get(f"http://127.0.0.1:{gateway.admin_port}/api/approvals").status_code == 401
+
+
+@pytest.fixture(scope="module")
+def quick_gateway(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    text = gateway_yaml(pg_server.port, tmp_path_factory.mktemp("quick"), policies=POLICIES)
+    running = start_gateway(text.replace("timeout_seconds: 20", "timeout_seconds: 1.5"))
+    yield running
+    running.stop()
+
+
+def test_timeout_names_the_request_and_session_survives(quick_gateway: RunningGateway) -> None:
+    token = quick_gateway.token("agent-7", ["code-assistant"])
+    with psycopg.connect(quick_gateway.dsn(token), autocommit=True) as conn:
+        started = time.monotonic()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as info:
+            conn.execute("CREATE TABLE never_decided (x int)")
+        assert 1 <= time.monotonic() - started < 10
+        assert "timed out" in str(info.value) or "expired" in str(info.value)
+        assert conn.execute("SELECT 2").fetchone() == (2,)
+
+
+@pytest.fixture(scope="module")
+def defer_gateway(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    text = gateway_yaml(pg_server.port, tmp_path_factory.mktemp("defer"), policies=POLICIES)
+    running = start_gateway(text.replace("timeout_seconds: 20", "timeout_seconds: 60\n  mode: defer"))
+    yield running
+    running.stop()
+
+
+def test_defer_mode_fails_now_and_runs_once_after_approval(defer_gateway: RunningGateway,
+                                                           tmp_path: Path) -> None:
+    gateway = defer_gateway
+    token = gateway.token("agent-7", ["code-assistant"])
+    approver = gateway.token("dan", ["dba"])
+    sql = "CREATE TABLE deferred_table (x int)"
+    with psycopg.connect(gateway.dsn(token), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as info:
+            conn.execute(sql)
+        item = _pending(gateway, approver, sql)
+        assert item["id"] in str(info.value)
+        reply = httpx.post(f"http://127.0.0.1:{gateway.admin_port}/api/approvals/{item['id']}/approve",
+                           json={"reason": "ok"}, headers={"Authorization": f"Bearer {approver}"})
+        assert reply.status_code == 200
+        conn.execute(sql)  # the grant: runs once
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(sql)  # a second run needs a new approval
