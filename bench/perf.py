@@ -689,11 +689,13 @@ def phase_stream(endpoints: list[Endpoint], opts: Options, results: Results) -> 
         psql_seconds(ep, STREAM_QUERY)
     times: dict[str, list[float]] = {ep.name: [] for ep in endpoints}
     cpu: dict[str, list[float]] = {ep.name: [] for ep in endpoints}
+    shares: list[float] = []
     for rnd in range(1, opts.stream_rounds + 1):
         for ep in endpoints:
-            cpu_before = cpu_seconds(ep.pid)
+            cpu_before, machine_before = cpu_seconds(ep.pid), METER.snapshot()
             seconds = psql_seconds(ep, STREAM_QUERY)
             cpu[ep.name].append(cpu_seconds(ep.pid) - cpu_before)
+            shares.append(METER.other_share(machine_before))
             times[ep.name].append(seconds)
             progress(
                 f"stream round {rnd}/{opts.stream_rounds} {ep.name:<16} {seconds:6.2f} s "
@@ -715,6 +717,7 @@ def phase_stream(endpoints: list[Endpoint], opts: Options, results: Results) -> 
         }
         if any(cpu[name]):
             out[name]["proxy_cpu_s"] = round(statistics.median(cpu[name]), 3)
+    out["other_cpu_share_median"] = round(statistics.median(shares), 3)
     results.data["stream"] = out
 
 
@@ -729,13 +732,18 @@ def phase_connect(endpoints: list[Endpoint], opts: Options, results: Results) ->
     for ep in endpoints:
         connect_seconds(ep.dsn, 10)
     times: dict[str, list[float]] = {ep.name: [] for ep in endpoints}
+    cpu: dict[str, list[float]] = {ep.name: [] for ep in endpoints}
+    shares: list[float] = []
     for rnd in range(1, opts.rounds + 1):
         for ep in endpoints:
+            cpu_before, machine_before = cpu_seconds(ep.pid), METER.snapshot()
             seconds = connect_seconds(ep.dsn, opts.connect_n)
+            cpu[ep.name].append((cpu_seconds(ep.pid) - cpu_before) / opts.connect_n)
+            shares.append(METER.other_share(machine_before))
             times[ep.name].append(seconds)
             progress(
                 f"connect round {rnd}/{opts.rounds} {ep.name:<9} {seconds * 1000:6.2f} ms "
-                f"({1 / seconds:,.0f} conn/s)"
+                f"({1 / seconds:,.0f} conn/s)  (other processes: {shares[-1]:.0%} CPU)"
             )
     out: dict[str, Any] = {
         "connections_per_round": opts.connect_n,
@@ -749,6 +757,9 @@ def phase_connect(endpoints: list[Endpoint], opts: Options, results: Results) ->
             "median_ms": round(med[name] * 1000, 3),
             "per_s": round(1 / med[name], 1),
         }
+        if any(cpu[name]):
+            out[name]["proxy_cpu_ms_per_connection"] = round(statistics.median(cpu[name]) * 1000, 3)
+    out["other_cpu_share_median"] = round(statistics.median(shares), 3)
     out["added_ms_vs_direct"] = round((med["sqlgate"] - med["direct"]) * 1000, 3)
     out["added_ms_vs_pgbouncer"] = round((med["sqlgate"] - med["pgbouncer"]) * 1000, 3)
     out["ratio_sqlgate_direct"] = _ratio(med["direct"], med["sqlgate"])  # in connections/s
@@ -1092,6 +1103,21 @@ def report_rows(data: dict[str, Any]) -> list[list[str]]:
                 "",
             ]
         )
+        b_ms = cn["pgbouncer"].get("proxy_cpu_ms_per_connection")
+        g_ms = cn["sqlgate"].get("proxy_cpu_ms_per_connection")
+        if b_ms is not None and g_ms is not None:
+            rows.append(
+                [
+                    "... proxy CPU per connection (ms)",
+                    "-",
+                    _fmt(b_ms, ".2f"),
+                    _fmt(g_ms, ".2f"),
+                    f"{_ratio(g_ms, b_ms):.1f}x",
+                    "-",
+                    "(information)",
+                    "",
+                ]
+            )
     idle = data.get("idle")
     if idle:
         g, b = idle["sqlgate"], idle["pgbouncer"]
@@ -1357,12 +1383,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(markdown_table(results.data))
+    print()
     pgb = results.data.get("pgbench")
     if pgb:
         print(
-            f"\nOther processes on the machine used {pgb['other_cpu_share_median']:.0%} (median; "
-            f"max {pgb['other_cpu_share_max']:.0%}) of its CPU during the pgbench runs."
+            f"Other processes used {pgb['other_cpu_share_median']:.0%} (median; max "
+            f"{pgb['other_cpu_share_max']:.0%}) of the machine's CPU during the pgbench runs."
         )
+    for phase in ("stream", "connect"):
+        share = results.data.get(phase, {}).get("other_cpu_share_median")
+        if share is not None:
+            print(
+                f"Other processes used {share:.0%} (median) of the machine's CPU during the "
+                f"{phase} runs."
+            )
     prof = results.data.get("profile")
     if prof:
         print(

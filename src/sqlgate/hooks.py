@@ -18,6 +18,7 @@ class SessionHooks(Protocol):
     identity: Identity
     planner: ResultPlanner | None  # None: results pass through unread
     session_id: str | None  # the recording's id, for approvals and audit
+    shapes_ok: bool  # decisions may be cached by statement shape (standard strings on)
 
     def judge(self, statement: Statement) -> Decision:
         """Decide synchronously; must be cheap on repeat (cached)."""

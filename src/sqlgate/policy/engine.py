@@ -150,6 +150,11 @@ class CompiledPolicy:
     def name(self) -> str:
         return self.config.name
 
+    @property
+    def reads_text(self) -> bool:
+        """A rule matches on statement text, so constants can change the decision."""
+        return any(rule.regex is not None for rule in self.rules)
+
     @classmethod
     def compile(cls, policy: PolicyConfig) -> CompiledPolicy:
         return cls(policy, tuple(CompiledRule.compile(i, r) for i, r in enumerate(policy.rules, 1)))

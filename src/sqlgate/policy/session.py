@@ -21,6 +21,7 @@ from sqlgate.masking import Catalog, MaskSet, MaskSettings, ResultPlanner
 from sqlgate.policy.engine import CompiledPolicy, PolicySet
 from sqlgate.policy.inference import InferenceGuard
 from sqlgate.sql import Category, SqlParseError, StatementAnalysis, analyze
+from sqlgate.sql.shape import shape_key
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ _CACHE_LIMIT = 20_000
 
 Analysis = tuple[StatementAnalysis, ...] | SqlParseError
 CatalogLookup = Callable[[str], Catalog]
+_SHAPE = "\x00shape:"  # decision-cache keys by shape cannot collide with statement text
 
 
 class PolicyService:
@@ -137,6 +139,8 @@ class PolicySession:
         # gateway resolve a name to a different table than the server does.
         self.search_path: tuple[str, ...] = ("public",)
         self.session_id: str | None = None  # set by the proxy once the session is recorded
+        self.shapes_ok = True  # False once standard_conforming_strings may be off
+        self._shaped_sql: str | None = None
         self.prepared: dict[str, str] = {}  # name -> the PREPARE statement's text
 
     def _current_policy(self) -> CompiledPolicy | None:
@@ -168,6 +172,14 @@ class PolicySession:
         cached = self.service.cached_decision(policy.name, statement.sql, self.search_path)
         if cached is not None:
             return cached
+        # The same statement with other constants gets the same decision: look it up by
+        # shape (pgbench -S sends a new literal every time). Only where no rule reads text.
+        shape = shape_key(statement.sql) if self.shapes_ok and not policy.reads_text else None
+        if shape is not None:
+            self._shaped_sql = statement.sql
+            cached = self.service.cached_decision(policy.name, _SHAPE + shape, self.search_path)
+            if cached is not None:
+                return cached
         analysis = self.service.analyze(statement.sql, self.search_path)
         if isinstance(analysis, SqlParseError):
             return policy.unparsable(str(analysis))
@@ -187,7 +199,9 @@ class PolicySession:
                     category=decision.category,
                     operations=decision.operations,
                 )
-        if all(a.execute_name is None for a in analysis):  # depends on the text alone
+        if shape is not None and all(a.execute_name is None for a in analysis):
+            self.service.remember_decision(policy.name, _SHAPE + shape, self.search_path, decision)
+        elif all(a.execute_name is None for a in analysis):  # depends on the text alone
             self.service.remember_decision(policy.name, statement.sql, self.search_path, decision)
         return decision
 
@@ -257,8 +271,10 @@ class PolicySession:
         )
 
     def statement_forwarded(self, statement: Statement, decision: Decision) -> None:
-        if statement.source is not StatementSource.SIMPLE:
-            return
+        if statement.source is not StatementSource.SIMPLE or statement.sql is self._shaped_sql:
+            return  # a shaped statement is DML or a query: it changes no tracked state
+        if "standard_conforming_strings" in statement.sql.lower():
+            self.shapes_ok = False  # the shape lexer assumes it on
         analysis = self.service.analyze(statement.sql, self.search_path)
         if isinstance(analysis, SqlParseError):
             return

@@ -337,6 +337,8 @@ class PgClientSession:
                     "53000", "sqlgate: the audit trail is not keeping up", hint="try again shortly"
                 )
                 return False
+        if any(b"standard_conforming_strings\x00off" in f for f in self.backend.startup_frames):
+            hooks.shapes_ok = False  # the shape lexer assumes standard strings
         self.process_id, self.secret_key = self.gateway.register(self)
         out = [
             AuthenticationOk().encode(),
