@@ -147,6 +147,10 @@ class SqliteStore(Store):
         lane = self._reader if readonly else self._writer
         async with lane.lock:
             conn = lane.db()
+            if conn.in_transaction:
+                # A BEGIN or COMMIT that was interrupted (lock timeout, cancellation) can
+                # leave a transaction open; never build the next one on top of it.
+                await lane.call(conn.rollback)
             await lane.call(conn.execute, "BEGIN" if readonly else "BEGIN IMMEDIATE")
             try:
                 yield _SqliteTx(lane)
