@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -77,7 +77,6 @@ class ApprovalService:
         notifier: Notifier | None = None,
         poll_interval: float = 1.0,
         expiry_interval: float = 5.0,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.settings = config.approvals
@@ -88,7 +87,6 @@ class ApprovalService:
         self._verifier = verifier
         self._poll_interval = poll_interval
         self._expiry_interval = expiry_interval
-        self._clock = clock
         self._waiters = Waiters()
         self._listener: PgListener | None = None
         self._expiry_task: asyncio.Task[None] | None = None
@@ -183,7 +181,7 @@ class ApprovalService:
         normalized: str,
         session_id: str | None,
     ) -> Approval:
-        now = self._clock()
+        now = time.time()
         approval = await self.repo.create(
             requester_sub=identity.subject,
             requester_email=identity.email,
@@ -235,6 +233,9 @@ class ApprovalService:
             except asyncio.CancelledError:
                 await asyncio.shield(self._spawn(self._cancel(approval.id, "client disconnected")))
                 raise
+            except Exception:  # the statement is refused: nobody should approve it now
+                await self._cancel(approval.id, "the gateway lost the store while waiting")
+                raise
             if final.status is ApprovalStatus.PENDING:  # the gateway is closing
                 await self._cancel(approval.id, "the gateway shut down")
                 final = await self.repo.get(approval.id) or final
@@ -258,7 +259,7 @@ class ApprovalService:
                                    describe_error(exc))  # fmt: skip
                 if current.status is not ApprovalStatus.PENDING or self._closed:
                     return current
-                now = self._clock()
+                now = time.time()
                 if now >= approval.expires_at:
                     await self.expire_due(now)
                     return await self.repo.get(approval.id) or current
@@ -299,7 +300,7 @@ class ApprovalService:
         normalized: str,
         session_id: str | None,
     ) -> ReviewOutcome:
-        now = self._clock()
+        now = time.time()
         grant = await self.repo.consume_grant(
             subject=identity.subject, target=statement.target, normalized_sql=normalized, at=now
         )
@@ -375,7 +376,7 @@ class ApprovalService:
         if approval.status is not ApprovalStatus.PENDING:
             raise self._conflict(approval)
         status = ApprovalStatus.APPROVED if approve else ApprovalStatus.DENIED
-        now = self._clock()
+        now = time.time()
         reason = (reason or "").strip() or None
         decided = await self.repo.decide(
             approval_id, status, decided_by=person(approver), reason=reason, at=now
@@ -424,7 +425,7 @@ class ApprovalService:
 
     async def _cancel(self, approval_id: str, reason: str) -> None:
         try:
-            if await self.repo.cancel(approval_id, at=self._clock(), reason=reason):
+            if await self.repo.cancel(approval_id, at=time.time(), reason=reason):
                 logger.info("approvals: request %s cancelled: %s", approval_id, reason)
                 approval = await self.repo.get(approval_id)
                 if approval is not None:
@@ -444,7 +445,7 @@ class ApprovalService:
     async def expire_due(self, now: float | None = None) -> list[str]:
         """Mark overdue pending requests expired and announce them; returns their ids. Safe on
         several replicas at once: each request is expired (and announced) by one of them."""
-        ids = await self.repo.expire_due(self._clock() if now is None else now)
+        ids = await self.repo.expire_due(time.time() if now is None else now)
         for approval_id in ids:
             approval = await self.repo.get(approval_id)
             if approval is not None:
