@@ -809,7 +809,8 @@ def decision_message(decision: Decision) -> str:
 
 def decision_hint(decision: Decision) -> str:
     if decision.approval_id is not None:
-        return f"approval request {decision.approval_id}: `sqlgate approvals show {decision.approval_id}`"
+        request = decision.approval_id
+        return f"approval request {request}: `sqlgate approvals show {request}`"
     if decision.verdict is Verdict.REVIEW:
         return "this statement needs approval; see `sqlgate approvals`"
     return "the gateway's policy does not allow this statement for your identity"
