@@ -154,3 +154,47 @@ def test_defer_mode_fails_now_and_runs_once_after_approval(defer_gateway: Runnin
         conn.execute(sql)  # the grant: runs once
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(sql)  # a second run needs a new approval
+
+
+def test_decision_on_another_gateway_releases_the_held_statement(
+    pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Two gateways share a PostgreSQL store: one holds, the other approves (LISTEN/NOTIFY)."""
+    from urllib.parse import quote
+
+    pg_server.create_database("sqlgate_store_replicas")
+    store_url = (f"postgresql://{pg_server.superuser}:{quote(pg_server.superuser_password)}"
+                 f"@127.0.0.1:{pg_server.port}/sqlgate_store_replicas")
+    work = tmp_path_factory.mktemp("replicas")
+    key = work / "shared-dev-key.json"
+    gateways = []
+    for name in ("a", "b"):
+        text = gateway_yaml(pg_server.port, work / name, policies=POLICIES)
+        text = text.replace(f"url: sqlite:///{work / name / 'sqlgate.db'}", f"url: {store_url}")
+        text = text.replace(f"dev_issuer_key_file: {work / name / 'dev-key.json'}",
+                            f"dev_issuer_key_file: {key}")
+        gateways.append(start_gateway(text))
+    holder, decider = gateways
+    try:
+        agent = holder.token("agent-7", ["code-assistant"])
+        sql = "CREATE TABLE replica_approved (x int)"
+        released: list[float] = []
+        with psycopg.connect(holder.dsn(agent), autocommit=True) as conn:
+            def approve_on_b() -> None:
+                approver = decider.token("dan", ["dba"])
+                item = _pending(decider, approver, sql)
+                reply = httpx.post(
+                    f"http://127.0.0.1:{decider.admin_port}/api/approvals/{item['id']}/approve",
+                    json={"reason": "ok from b"}, headers={"Authorization": f"Bearer {approver}"})
+                assert reply.status_code == 200
+                released.append(time.monotonic())
+
+            thread = threading.Thread(target=approve_on_b)
+            thread.start()
+            conn.execute(sql)
+            done = time.monotonic()
+            thread.join(15)
+            assert released and done - released[0] < 1.0  # released within a second
+    finally:
+        for gateway in gateways:
+            gateway.stop()

@@ -12,8 +12,8 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol
 
-from sqlgate.approvals.service import ApprovalService
 from sqlgate.config import Config, MaskStrategy
 from sqlgate.core import Decision, Identity, Statement, StatementSource, Verdict
 from sqlgate.errors import ConfigError
@@ -29,6 +29,24 @@ _CACHE_LIMIT = 20_000
 
 Analysis = tuple[StatementAnalysis, ...] | SqlParseError
 CatalogLookup = Callable[[str], Catalog]
+
+
+class ReviewResult(Protocol):
+    @property
+    def decision(self) -> Decision: ...
+
+    @property
+    def approval_id(self) -> str | None: ...
+
+
+class Reviewer(Protocol):
+    """What the policy needs of the approvals service (kept abstract: policy imports no API)."""
+
+    async def resolve(
+        self, identity: Identity, statement: Statement, decision: Decision, session_id: str | None
+    ) -> ReviewResult: ...
+
+
 _SHAPE = "\x00shape:"  # decision-cache keys by shape cannot collide with statement text
 
 
@@ -39,7 +57,7 @@ class PolicyService:
         self.config = config
         self.policies = PolicySet(config)
         self.catalog_for = catalog_for
-        self.approvals: ApprovalService | None = None
+        self.approvals: Reviewer | None = None
         self.mask_settings = mask_settings(config)
         self._analyses: OrderedDict[tuple[str, tuple[str, ...]], Analysis] = OrderedDict()
         self._decisions: OrderedDict[tuple[str, str, tuple[str, ...]], Decision] = OrderedDict()
