@@ -101,6 +101,13 @@ class TlsConfig(_Model):
         return self
 
 
+#: Signature algorithms a token may use. Symmetric (HS*) and `none` are absent on purpose.
+ASYMMETRIC_ALGORITHMS: tuple[str, ...] = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+    "EdDSA", "Ed25519", "Ed448",
+)  # fmt: skip
+
+
 class OidcConfig(_Model):
     issuer: str
     audience: str | list[str]
@@ -116,18 +123,7 @@ class OidcConfig(_Model):
     @field_validator("algorithms")
     @classmethod
     def _asymmetric_only(cls, value: list[str]) -> list[str]:
-        allowed = {
-            "RS256",
-            "RS384",
-            "RS512",
-            "PS256",
-            "PS384",
-            "PS512",
-            "ES256",
-            "ES384",
-            "ES512",
-            "EdDSA",
-        }
+        allowed = set(ASYMMETRIC_ALGORITHMS)
         bad = [a for a in value if a not in allowed]
         if bad or not value:
             raise ValueError(

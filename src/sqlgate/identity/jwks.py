@@ -30,29 +30,13 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, Key, KeySet, OctKey, RSAKey
 from joserfc.jws import JWSRegistry
 
-from sqlgate.config import OidcConfig
+from sqlgate.config import ASYMMETRIC_ALGORITHMS, OidcConfig
 from sqlgate.errors import AuthenticationFailed
 
 __all__ = ["ASYMMETRIC_ALGORITHMS", "JwksCache", "KeyIndex", "KeySource", "StaticKeys"]
 
 logger = logging.getLogger(__name__)
 
-#: Every signature algorithm a key may be indexed for. Symmetric (HS*) and `none` are absent
-#: on purpose: no token can ever be matched to a key with them.
-ASYMMETRIC_ALGORITHMS: tuple[str, ...] = (
-    "RS256",
-    "RS384",
-    "RS512",
-    "PS256",
-    "PS384",
-    "PS512",
-    "ES256",
-    "ES384",
-    "ES512",
-    "EdDSA",
-    "Ed25519",
-    "Ed448",
-)
 
 MIN_RSA_BITS = 2048
 MAX_JWKS_BYTES = 1 << 20

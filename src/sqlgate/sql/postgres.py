@@ -642,18 +642,25 @@ def analyze(sql: str, search_path: tuple[str, ...] = ("public",)) -> tuple[State
         return _analyze(sql, search_path)
     except SqlParseError:
         raise
-    except _pg.ParseError as exc:
-        position = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
-        raise SqlParseError(f"cannot parse statement: {exc.args[0]}", position) from None
     except Exception as exc:
         raise SqlParseError(f"cannot analyze statement: {type(exc).__name__}: {exc}") from exc
 
 
-def _analyze(sql: str, search_path: tuple[str, ...]) -> tuple[StatementAnalysis, ...]:
+def parse_tree(sql: str) -> Node:
+    """libpg_query's parse tree as plain dicts; SqlParseError for text it rejects."""
     if "\x00" in sql:
         # libpg_query reads a C string: it would silently ignore everything after the NUL.
         raise SqlParseError("statement text contains a NUL character", sql.index("\x00"))
-    tree = _loads(_pg.parse_sql_json(sql))
+    try:
+        tree: Node = _loads(_pg.parse_sql_json(sql))
+    except _pg.ParseError as exc:
+        position = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
+        raise SqlParseError(f"cannot parse statement: {exc.args[0]}", position) from None
+    return tree
+
+
+def _analyze(sql: str, search_path: tuple[str, ...]) -> tuple[StatementAnalysis, ...]:
+    tree = parse_tree(sql)
     stmts = tree.get("stmts")
     if not stmts:
         return ()

@@ -52,7 +52,7 @@ from typing import Any
 from pglast import parser as _pg
 
 from sqlgate.sql.model import SqlParseError
-from sqlgate.sql.postgres import _ident, _loads, _resolver
+from sqlgate.sql.postgres import _ident, _loads, _resolver, parse_tree
 
 __all__ = ["ColumnUse", "UseContext", "column_uses"]
 
@@ -1414,17 +1414,12 @@ def column_uses(sql: str, search_path: tuple[str, ...] = ("public",)) -> tuple[C
         return _column_uses(sql, search_path)
     except SqlParseError:
         raise
-    except _pg.ParseError as exc:
-        position = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
-        raise SqlParseError(f"cannot parse statement: {exc.args[0]}", position) from None
     except Exception as exc:
         raise SqlParseError(f"cannot analyze column uses: {type(exc).__name__}: {exc}") from exc
 
 
 def _column_uses(sql: str, search_path: tuple[str, ...]) -> tuple[ColumnUse, ...]:
-    if "\x00" in sql:
-        raise SqlParseError("statement text contains a NUL character", sql.index("\x00"))
-    tree = _loads(_pg.parse_sql_json(sql))
+    tree = parse_tree(sql)
     walker = _Walker(_resolver(tuple(search_path)))
     for raw in tree.get("stmts") or ():
         stmt = raw.get("stmt")
