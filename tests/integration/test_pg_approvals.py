@@ -198,3 +198,38 @@ def test_decision_on_another_gateway_releases_the_held_statement(
     finally:
         for gateway in gateways:
             gateway.stop()
+
+
+def test_psql_session_keeps_working_after_approval_and_denial(gateway: RunningGateway,
+                                                             human_token: str) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    agent = gateway.token("agent-7", ["code-assistant"])
+    approver = gateway.token("dan", ["dba"])
+    approve_sql = "CREATE TABLE psql_approved (x int)"
+    deny_sql = "CREATE TABLE psql_denied (x int)"
+    results: list[object] = []
+
+    def decide_both() -> None:
+        _decide(gateway, approver, approve_sql, "approve", "fine", results)
+        _decide(gateway, approver, deny_sql, "deny", "no thanks", results)
+
+    thread = threading.Thread(target=decide_both)
+    thread.start()
+    run = subprocess.run(
+        [shutil.which("psql") or "psql", "-h", gateway.host, "-p", str(gateway.port), "-U",
+         "agent", "-d", "app", "-X", "-At", "-c", approve_sql, "-c", deny_sql,
+         "-c", "SELECT 'still here'"],
+        env={**os.environ, "PGPASSWORD": agent, "PGSSLMODE": "require"},
+        capture_output=True, text=True, timeout=60,
+    )
+    thread.join(15)
+    assert "no thanks" in run.stderr
+    assert "still here" in run.stdout
+    with psycopg.connect(gateway.dsn(human_token), autocommit=True) as human:
+        exists = human.execute("SELECT to_regclass('psql_approved') IS NOT NULL, "
+                               "to_regclass('psql_denied') IS NULL").fetchone()
+        assert exists == (True, True)
+        human.execute("DROP TABLE psql_approved")
