@@ -238,6 +238,7 @@ class CpuMeter:
 
 
 METER = CpuMeter()
+SOURCES_RUN: set[str] = set()  # digests of the sqlgate source at each start of sqlgate
 
 
 def wait_until_quiet(limit_s: float, share: float = 0.10, window_s: float = 5.0) -> None:
@@ -392,6 +393,7 @@ def _launch_sqlgate(pg: PgServer, work: Path, workers: int, name: str, extra_yam
         proc = subprocess.Popen(cmd, env=env, cwd=work, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=log, start_new_session=True)  # fmt: skip
     gateway = Gateway(port, admin, config, proc)
+    SOURCES_RUN.add(source_fingerprint()["src_sha256"])
     deadline = time.monotonic() + 30
     try:
         while True:
@@ -1369,6 +1371,12 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         progress(f"failed: {exc}")
         return 1
+    if len(SOURCES_RUN) > 1:
+        results.warnings.append(
+            "sqlgate's source changed while the benchmark ran: the phases measured different "
+            f"code ({sorted(SOURCES_RUN)})"
+        )
+    results.data["sqlgate_source"]["src_sha256_measured"] = sorted(SOURCES_RUN)
     results.data["errors"] = results.errors
     results.data["warnings"] = results.warnings
     results.data["ok"] = not results.errors
@@ -1409,6 +1417,8 @@ def main(argv: list[str] | None = None) -> int:
         print("  sqlgate functions, including their callees:")
         for row in prof["top_total"][:15]:
             print(f"    {row['percent']:5.1f}%  {row['function']}")
+    for warning in results.warnings:
+        print(f"WARNING: {warning}")
     for error in results.errors:
         print(f"ERROR: {error}")
     print(f"\nJSON: {opts.json_path}")

@@ -57,6 +57,7 @@ class SessionLog:
         self._rows: list[list[str | None]] = []
         self._rows_seq = 0
         self._rows_seen = 0
+        self._columns: list[str] | None = None
         self.started = recorder.session_started(
             SessionInfo(self.session_id, time.time(), identity, client_addr, application_name,
                         target, protocol)
@@ -92,8 +93,7 @@ class SessionLog:
         self._flush_rows()
         self._rows_seq = current.statements[-1][0]
         self._rows_seen = 0
-        self.recorder.event(RecordingEvent.columns(
-            self.session_id, time.monotonic(), self._rows_seq, names))  # fmt: skip
+        self._columns = names  # sent with the first batch of rows: one queue item, not two
 
     def wants_rows(self) -> bool:
         return self._rows_seq != 0 and self._rows_seen < self.row_cap
@@ -103,10 +103,14 @@ class SessionLog:
         self._rows.append(values)
 
     def _flush_rows(self, truncated: bool = False) -> None:
-        if self._rows_seq and (self._rows or truncated):
-            self.recorder.event(RecordingEvent.rows(
+        if self._rows_seq and (self._rows or truncated or self._columns is not None):
+            event = RecordingEvent.rows(
                 self.session_id, time.monotonic(), self._rows_seq, self._rows,
-                truncated=truncated))  # fmt: skip
+                truncated=truncated)  # fmt: skip
+            if self._columns is not None:
+                event.data["columns"] = self._columns
+                self._columns = None
+            self.recorder.event(event)
         self._rows = []
 
     def completed(self, unit: int, tag: str) -> None:

@@ -109,6 +109,8 @@ class TranscriptRenderer:
             return []
         if kind == EventKind.ROWS:
             result = self._result(data)
+            if data.get("columns") is not None:  # rows events may carry their header
+                result.columns = _column_names(data)
             result.rows.extend(list(r) for r in data.get("rows") or [])
             result.truncated = result.truncated or bool(data.get("truncated"))
             return []
