@@ -131,12 +131,42 @@ class ResultPlanner:
         self.analyzer = analyzer
         self.detector = detector
         self._view_rules: dict[tuple[int, int], MaskRule | None] = {}
+        self._plans: dict[tuple[object, ...], RowPlan | None] = {}
+        self._generation: object = None
 
     @property
     def active(self) -> bool:
         return bool(self.masks) or self.detector is not None
 
     async def plan(self, sql: str, columns: Sequence[ColumnDescription]) -> RowPlan | None:
+        # A result whose every column comes from a table is planned by its description alone
+        # (the statement text cannot matter): cache it, until the catalog changes.
+        generation = getattr(self.catalog, "generation", 0)
+        if generation != self._generation:  # DDL or the timer refreshed the catalog
+            self._generation = generation
+            self._plans.clear()
+            self._view_rules.clear()
+        key = None
+        if all(c.table_oid for c in columns):
+            key = (
+                generation,
+                tuple((c.table_oid, c.column_number, c.type_oid, c.format_code) for c in columns),
+            )
+            if key in self._plans:
+                cached = self._plans[key]
+                return (
+                    None
+                    if cached is None
+                    else RowPlan(cached.maskers, cached.detect, cached.detector)
+                )
+        plan = await self._plan(sql, columns)
+        if key is not None:
+            if len(self._plans) > 4096:
+                self._plans.clear()
+            self._plans[key] = plan
+        return None if plan is None else RowPlan(plan.maskers, plan.detect, plan.detector)
+
+    async def _plan(self, sql: str, columns: Sequence[ColumnDescription]) -> RowPlan | None:
         rules: list[MaskRule | None] = [None] * len(columns)
         oids = {c.table_oid for c in columns if c.table_oid}
         relations = await self.catalog.relations(oids) if oids else {}
@@ -151,15 +181,19 @@ class ResultPlanner:
                 if derived_taint:
                     rules[index] = redact_rule()
         maskers = tuple(
-            (i, build_masker(rule, columns[i].type_oid, columns[i].format_code == 1,
-                             self.settings))
-            for i, rule in enumerate(rules) if rule is not None
+            (i, build_masker(rule, columns[i].type_oid, columns[i].format_code == 1, self.settings))
+            for i, rule in enumerate(rules)
+            if rule is not None
         )
         detect: tuple[int, ...] = ()
         if self.detector is not None:
-            detect = tuple(i for i, c in enumerate(columns)
-                           if rules[i] is None and c.type_oid in TEXT_LIKE
-                           and not (c.type_oid == 3802 and c.format_code == 1))
+            detect = tuple(
+                i
+                for i, c in enumerate(columns)
+                if rules[i] is None
+                and c.type_oid in TEXT_LIKE
+                and not (c.type_oid == 3802 and c.format_code == 1)
+            )
         if not maskers and not detect:
             return None
         return RowPlan(maskers, detect, self.detector if detect else None)
@@ -182,9 +216,7 @@ class ResultPlanner:
         # System columns of other relation kinds (sequences, composite types...): no PII.
         return None
 
-    async def _view_column_rule(
-        self, view: Relation, attnum: int, depth: int
-    ) -> MaskRule | None:
+    async def _view_column_rule(self, view: Relation, attnum: int, depth: int) -> MaskRule | None:
         """Follow a view column to what it exposes; a derived one is masked if tainted."""
         sql = view.view_sql
         if not sql:
@@ -204,8 +236,11 @@ class ResultPlanner:
             aliases: dict[str, str] = {}
             for item in select.get("fromClause", []):
                 _from_aliases(item, aliases, ("public",))
-            candidates = [aliases[names[0]]] if len(names) == 2 and names[0] in aliases else (
-                list(aliases.values()) if len(names) == 1 else [])
+            candidates = (
+                [aliases[names[0]]]
+                if len(names) == 2 and names[0] in aliases
+                else (list(aliases.values()) if len(names) == 1 else [])
+            )
             column = names[-1]
             found = await self.catalog.relations_by_name(candidates)
             owners = [r for r in found.values() if column in r.columns.values()]
