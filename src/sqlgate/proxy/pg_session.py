@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
 READ_SIZE = 256 * 1024
 _MAX_PASSWORD = 16 * 1024 + 16
 _MAX_STASH = 16 * 1024 * 1024
+_MULTIBYTE_ASCII_TRAIL = frozenset({"SJIS", "SHIFTJIS", "BIG5", "GBK", "GB18030", "JOHAB", "UHC"})
 _Q, _P, _F, _X, _S, _H = (ord(c) for c in "QPFXSH")
 _Z, _E, _ONE, _TWO = ord("Z"), ord("E"), ord("1"), ord("2")
 _B, _D, _EXECUTE, _CLOSE = ord("B"), ord("D"), ord("E"), ord("C")
@@ -339,6 +340,8 @@ class PgClientSession:
                 return False
         if any(b"standard_conforming_strings\x00off" in f for f in self.backend.startup_frames):
             hooks.shapes_ok = False  # the shape lexer assumes standard strings
+        if params.get("client_encoding", "").upper().replace("_", "") in _MULTIBYTE_ASCII_TRAIL:
+            hooks.shapes_ok = False  # encodings whose trailing bytes can look like quotes
         self.process_id, self.secret_key = self.gateway.register(self)
         out = [
             AuthenticationOk().encode(),
