@@ -212,3 +212,18 @@ def test_masked_values_are_not_in_gateway_logs(
     with psycopg.connect(gateway.dsn(pii_open_token)) as conn:
         conn.execute("SELECT * FROM users").fetchall()
     assert_no_pii([r.getMessage() for r in caplog.records], "logs")
+
+
+def test_cursor_and_prepared_derived_values_are_masked(
+    gateway: RunningGateway, pii_open_token: str
+) -> None:
+    with psycopg.connect(gateway.dsn(pii_open_token)) as conn:
+        conn.execute("DECLARE c CURSOR FOR SELECT upper(email), id FROM users ORDER BY id")
+        rows = conn.execute("FETCH ALL c").fetchall()
+        assert_no_pii(rows, "FETCH")
+        assert [r[1] for r in rows] == [1, 2, 3]
+        conn.rollback()
+        conn.autocommit = True
+        conn.execute("PREPARE leak AS SELECT reverse(email) FROM users")
+        rows = conn.execute("EXECUTE leak").fetchall()
+        assert_no_pii(rows, "EXECUTE")

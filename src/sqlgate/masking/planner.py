@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 TABLE_KINDS = frozenset("rpf")  # table, partitioned table, foreign table
 VIEW_KINDS = frozenset("vm")  # view, materialized view
+_INDIRECT = frozenset({"fetch", "execute"})  # results whose query text is not this statement
 TEXT_LIKE = frozenset({25, 1043, 1042, 19, 18, 705, 114, 3802})
 
 
@@ -255,6 +256,10 @@ class ResultPlanner:
         analyses = self.analyzer(sql)
         if isinstance(analyses, SqlParseError):
             return True
+        if any(
+            a.execute_name is not None or not _INDIRECT.isdisjoint(a.operations) for a in analyses
+        ):
+            return True  # FETCH from a cursor, EXECUTE of a prepared query: text elsewhere
         tables = {t for a in analyses for t in a.tables}
         functions = {f for a in analyses for f in a.functions}
         if functions and await self.catalog.user_functions(functions):
