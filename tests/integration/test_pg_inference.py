@@ -112,3 +112,16 @@ def test_failed_cast_does_not_reveal_the_value(
     assert info.value.sqlstate == "22P02"
     assert_no_pii([str(info.value), info.value.diag.message_detail or ""], "cast error")
     assert "withheld" in str(info.value)
+
+
+def test_notifications_cannot_carry_masked_values(
+        gateway: RunningGateway, agent: psycopg.Connection[tuple[object, ...]],
+        human_token: str) -> None:
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="pg_notify"):
+        agent.execute("SELECT pg_notify('leak', email) FROM users")
+    agent.execute("LISTEN news")
+    with psycopg.connect(gateway.dsn(human_token), autocommit=True) as human:
+        human.execute("NOTIFY news, 'alice@example.com'")
+    agent.execute("SELECT 1")
+    notifies = list(agent.notifies(timeout=1, stop_after=1))
+    assert notifies and notifies[0].channel == "news" and notifies[0].payload == ""

@@ -32,6 +32,7 @@ SIDE_DOOR_RELATIONS = (
     "*.pg_stat_statements_info",
 )
 SIDE_DOOR_FUNCTIONS = (
+    "pg_notify",  # its payload reaches listeners outside any result set, unmasked
     "pg_stat_get_activity",
     "pg_stat_statements",
     "pg_get_backend_memory_contexts",

@@ -44,6 +44,7 @@ from sqlgate.protocols.postgres.messages import (
     Execute,
     GSSENCRequest,
     NegotiateProtocolVersion,
+    NotificationResponse,
     Parse,
     PasswordMessage,
     Query,
@@ -77,6 +78,7 @@ _INTERCEPTED = frozenset({_Q, _P, _F, _X})
 # With masking, the gateway must know which statement each result belongs to.
 _INTERCEPTED_MASKING = _INTERCEPTED | {_B, _D, _EXECUTE, _CLOSE}
 _T, _N_DATA, _DATA_ROW, _C_COMPLETE = ord("T"), ord("n"), ord("D"), ord("C")
+_A_NOTIFY = ord("A")
 _VALUE_QUOTING_CLASSES = frozenset({"22", "23"})  # data exceptions, constraint violations
 _DDL_TAGS = (b"CREATE", b"ALTER", b"DROP", b"COMMENT", b"GRANT", b"REVOKE", b"SECURITY")
 _REFUSAL_PREFIX = "sqlgate-refusal:"
@@ -712,6 +714,13 @@ class PgClientSession:
             if held:
                 out.extend(held)
                 held.clear()
+            if type_code == _A_NOTIFY and self.hooks is not None and self.hooks.planner:
+                # A notification payload bypasses result masking: identities with masks get
+                # the channel, not the payload (they may still LISTEN for wake-ups).
+                notice = decode_backend(type_code, raw[5:])
+                assert isinstance(notice, NotificationResponse)
+                out.append(NotificationResponse(notice.process_id, notice.channel, "").encode())
+                continue
             if type_code == _T or type_code == _N_DATA:
                 if not await self._describe_answered(type_code, raw):
                     continue  # the answer to the gateway's own Describe
