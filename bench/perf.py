@@ -522,6 +522,7 @@ class PgbenchRun:
     detail: str = ""
     proxy_cpu_s: float = 0.0
     other_cpu_share: float = 0.0
+    seconds: float = 0.0  # wall time: an aborted run ends early
 
 
 _TPS = re.compile(r"^tps = ([\d.]+) \(without initial connection time\)", re.M)
@@ -554,9 +555,11 @@ def pgbench(
         "app",
     ]
     cpu_before, machine_before = cpu_seconds(endpoint.pid), METER.snapshot()
+    started = time.monotonic()
     proc = subprocess.run(
         cmd, env=env, capture_output=True, text=True, check=False, timeout=duration + 120
     )
+    wall = time.monotonic() - started
     cpu = cpu_seconds(endpoint.pid) - cpu_before
     other = METER.other_share(machine_before)
     out = proc.stdout + proc.stderr
@@ -568,6 +571,7 @@ def pgbench(
         ok=False,
         proxy_cpu_s=cpu,
         other_cpu_share=other,
+        seconds=wall,
     )
     run.ok = (
         proc.returncode == 0
@@ -601,7 +605,7 @@ def phase_pgbench(endpoints: list[Endpoint], opts: Options, results: Results) ->
             for ep in endpoints:
                 run = pgbench(ep, mode, opts.duration, clients, threads)
                 runs[mode][ep.name].append(run)
-                flag = "" if run.ok else f"  FAILED: {run.detail}"
+                flag = "" if run.ok else f"  FAILED after {run.seconds:.0f} s: {run.detail}"
                 progress(
                     f"pgbench -S -M {mode:<8} round {rnd}/{opts.rounds} {ep.name:<9} "
                     f"{run.tps:>9.0f} tps  (other processes: {run.other_cpu_share:.0%} CPU){flag}"
@@ -623,13 +627,14 @@ def phase_pgbench(endpoints: list[Endpoint], opts: Options, results: Results) ->
                 "failed_transactions": sum(max(r.failed, 0) for r in rs),
                 "all_ok": all(r.ok for r in rs),
                 "other_cpu_share": [round(r.other_cpu_share, 3) for r in rs],
+                "seconds": [round(r.seconds, 1) for r in rs],
             }
             if any(r.proxy_cpu_s for r in rs):  # the proxy's CPU per transaction
                 entry[name]["proxy_cpu_us_per_tx"] = round(
                     statistics.median(r.proxy_cpu_s / max(r.processed, 1) * 1e6 for r in rs), 1
                 )
                 entry[name]["proxy_cpu_cores"] = round(
-                    statistics.median(r.proxy_cpu_s for r in rs) / opts.duration, 2
+                    statistics.median(r.proxy_cpu_s / max(r.seconds, 0.1) for r in rs), 2
                 )
         entry["ratio_sqlgate_pgbouncer"] = _ratio(
             entry["sqlgate"]["median_tps"], entry["pgbouncer"]["median_tps"]

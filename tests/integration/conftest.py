@@ -82,6 +82,14 @@ POLICIES = """
     masks:
       - {columns: [public.users.email], strategy: redact}
     default: block
+  - name: masked-writers
+    when: {groups: [pii-writer]}
+    inference: "off"
+    rules:
+      - {action: allow, categories: [read, write, ddl, tcl, session]}
+    masks:
+      - {columns: [public.users.email, "*.ssn"], strategy: redact}
+    default: block
   - name: detecting-agents
     when: {groups: [detector-agent]}
     rules:

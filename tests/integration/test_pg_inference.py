@@ -125,3 +125,19 @@ def test_notifications_cannot_carry_masked_values(
     agent.execute("SELECT 1")
     notifies = list(agent.notifies(timeout=1, stop_after=1))
     assert notifies and notifies[0].channel == "news" and notifies[0].payload == ""
+
+
+@pytest.mark.parametrize("statement", [
+    "CREATE TEMP TABLE copy_of_users AS SELECT email FROM users",
+    "SELECT email INTO TEMP copy2 FROM users",
+    "INSERT INTO orders (user_id, amount) SELECT id, length(ssn) FROM users",
+    "UPDATE orders SET amount = (SELECT length(email) FROM users WHERE id = 1) WHERE id = 1",
+    "CREATE TEMP VIEW v_leak AS SELECT email FROM users",
+])
+def test_masked_values_cannot_be_copied_into_tables(gateway: RunningGateway,
+                                                    statement: str) -> None:
+    # An identity with masks that may write: it still cannot move masked values anywhere.
+    token = gateway.token("w", ["pii-writer"])
+    with psycopg.connect(gateway.dsn(token), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="copied into a table"):
+            conn.execute(statement)

@@ -39,6 +39,7 @@ SIDE_DOOR_FUNCTIONS = (
 )
 _SIDE_RELATIONS = tuple(re.compile(fnmatch.translate(p)) for p in SIDE_DOOR_RELATIONS)
 
+_COPIES = frozenset({"insert", "update", "merge", "create_table", "create_view"})
 _ALWAYS_ALLOWED = frozenset({UseContext.OUTPUT, UseContext.EXPRESSION})
 _LOOKUP_CONTEXTS = frozenset({UseContext.PREDICATE, UseContext.JOIN})
 _CACHE_LIMIT = 10_000
@@ -64,7 +65,7 @@ class InferenceGuard:
         key = (sql, search_path)
         if key in self._cache:
             return self._cache[key]
-        reason = self._side_door(analyses) or self._probe(sql, search_path)
+        reason = self._side_door(analyses) or self._probe(sql, search_path, analyses)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.popitem(last=False)
         self._cache[key] = reason
@@ -87,13 +88,30 @@ class InferenceGuard:
                     )
         return None
 
-    def _probe(self, sql: str, search_path: tuple[str, ...]) -> str | None:
-        if self.mode == "off" or not self.masks:
+    def _probe(
+        self, sql: str, search_path: tuple[str, ...], analyses: tuple[StatementAnalysis, ...]
+    ) -> str | None:
+        if not self.masks:
+            return None
+        writes = any(not _COPIES.isdisjoint(a.operations) for a in analyses)
+        if self.mode == "off" and not writes:
             return None
         try:
             uses = column_uses(sql, search_path)
         except SqlParseError:
             return "the statement could not be checked for uses of masked columns"
+        if writes:
+            # INSERT ... SELECT email, CREATE TABLE AS, UPDATE SET x = ssn: the value would
+            # land in a column no mask names and could then be read raw. Whatever the mode.
+            for use in uses:
+                column = self._masked_column(use)
+                if column is not None:
+                    return (
+                        f"masked column {column} would be copied into a table; "
+                        "statements that write may not read masked columns"
+                    )
+        if self.mode == "off":
+            return None
         for use in uses:
             if use.context in _ALWAYS_ALLOWED:
                 continue
