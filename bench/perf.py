@@ -556,9 +556,12 @@ def pgbench(
     ]
     cpu_before, machine_before = cpu_seconds(endpoint.pid), METER.snapshot()
     started = time.monotonic()
-    proc = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, check=False, timeout=duration + 120
-    )
+    try:
+        proc = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, check=False, timeout=duration + 120
+        )
+    except subprocess.TimeoutExpired:
+        return PgbenchRun(0.0, 0, -1, False, f"pgbench hung: killed after {duration + 120:.0f} s")
     wall = time.monotonic() - started
     cpu = cpu_seconds(endpoint.pid) - cpu_before
     other = METER.other_share(machine_before)
@@ -642,6 +645,10 @@ def phase_pgbench(endpoints: list[Endpoint], opts: Options, results: Results) ->
         entry["ratio_sqlgate_direct"] = _ratio(
             entry["sqlgate"]["median_tps"], entry["direct"]["median_tps"]
         )
+        # Runs of one round are adjacent in time, so their ratio is less exposed to drift.
+        entry["ratio_sqlgate_pgbouncer_per_round"] = [
+            _ratio(g.tps, b.tps) for g, b in zip(per["sqlgate"], per["pgbouncer"], strict=True)
+        ]
         out[mode] = entry
     shares = [r.other_cpu_share for per in runs.values() for rs in per.values() for r in rs]
     out["other_cpu_share_median"] = round(statistics.median(shares), 3)
@@ -870,7 +877,7 @@ def phase_profile(gw: Gateway, endpoint: Endpoint, opts: Options, results: Resul
     if pyspy is None:
         results.errors.append("--profile: py-spy is not installed")
         return
-    raw = opts.json_path.parent / "profile-simple.txt"
+    raw = opts.json_path.with_name(opts.json_path.stem + "-profile-simple.txt")
     raw.parent.mkdir(parents=True, exist_ok=True)
     duration = max(3, round(opts.duration))
     progress(f"profile: py-spy record on sqlgate during pgbench -S -M simple ({duration}s)")
@@ -1273,8 +1280,8 @@ def _raise_interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run(opts: Options) -> Results:
-    results = Results()
+def run(opts: Options, results: Results) -> None:
+    """All phases; what was measured stays in `results` even when a later phase fails."""
     results.data.update(
         {
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -1359,7 +1366,6 @@ def run(opts: Options) -> Results:
             progress("tearing down")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1368,14 +1374,15 @@ def main(argv: list[str] | None = None) -> int:
     # A shell starts background jobs with SIGINT ignored; Ctrl-C / kill -INT must still tear
     # everything down.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    results = Results()
     try:
-        results = run(opts)
+        run(opts, results)
     except KeyboardInterrupt:
         progress("interrupted; everything was torn down")
         return 130
     except BenchError as exc:
         progress(f"failed: {exc}")
-        return 1
+        results.errors.append(f"aborted: {exc}")
     if len(SOURCES_RUN) > 1:
         results.warnings.append(
             "sqlgate's source changed while the benchmark ran: the phases measured different "
