@@ -133,6 +133,11 @@ def test_reload_and_graceful_drain(pg_server: PgServer, tmp_path: Path) -> None:
         assert busy.execute("SELECT count(*) FROM orders WHERE amount = 7").fetchone() == (2,)
         busy.commit()
         assert proc.wait(timeout=10) == 0
+        import glob
+        import tempfile
+
+        leftovers = glob.glob(f"{tempfile.gettempdir()}/sqlgate-cancel-{proc.pid}-*.sock")
+        assert leftovers == []  # the workers' cancel sockets are removed at shutdown
         busy.close()
         idle.close()
         logs = proc.stderr.read() if proc.stderr else ""

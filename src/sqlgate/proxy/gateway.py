@@ -209,3 +209,6 @@ class Gateway:
                 await asyncio.gather(*pending, return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
+        if self.worker_count > 1:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._cancel_socket(self.worker_index))

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -125,7 +126,16 @@ class SqliteStore(Store):
             conn.row_factory = _dict_row
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             if not readonly:
-                conn.execute("PRAGMA journal_mode = WAL")
+                # Switching to WAL takes an exclusive lock and ignores busy_timeout: two
+                # workers opening a new store at once can collide, so retry briefly.
+                for attempt in range(50):
+                    try:
+                        conn.execute("PRAGMA journal_mode = WAL")
+                        break
+                    except sqlite3.OperationalError as exc:
+                        if "locked" not in str(exc) or attempt == 49:
+                            raise
+                        time.sleep(0.1)
                 # FULL: a committed batch of audit records survives a power cut too; batching
                 # keeps this to a few fsyncs a second.
                 conn.execute("PRAGMA synchronous = FULL")
