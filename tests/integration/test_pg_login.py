@@ -187,3 +187,13 @@ def test_failed_logins_are_rate_limited_per_address(
         assert error.sqlstate == "28P01"
     finally:
         limited.stop()
+
+
+def test_expired_token_cannot_run_an_already_prepared_statement(gateway: RunningGateway) -> None:
+    token = gateway.token("erin", ["engineering"], ttl_seconds=2)
+    with psycopg.connect(gateway.dsn(token), autocommit=True) as conn:
+        for _ in range(3):  # prepared server-side: later runs are Bind/Execute only
+            conn.execute("SELECT %s::int", (1,), prepare=True)
+        time.sleep(2.5)
+        with pytest.raises(psycopg.OperationalError, match="token has expired"):
+            conn.execute("SELECT %s::int", (1,), prepare=True)

@@ -407,6 +407,9 @@ class PgClientSession:
                             self._skip_to_sync = False
                     continue
                 if type_code == _S:
+                    # Bind/Execute of an existing prepared statement carries no SQL to judge,
+                    # but it is a statement all the same: the token must still be valid.
+                    self._check_expiry()
                     self._syncs_sent += 1
                     self._described_portal = None
                 elif type_code in intercepted:
